@@ -1,0 +1,91 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// Strict settings for every target of ours: Swift 6 language mode (complete concurrency checking) plus the
+/// upcoming features the model codebases enable, so that mistakes are compile errors rather than review topics.
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "portal",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "PortalAPI", targets: ["PortalAPI"]),
+        .executable(name: "SyncWorker", targets: ["SyncWorker"]),
+        .executable(name: "Notifier", targets: ["Notifier"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+    ],
+    targets: [
+        .target(
+            name: "Shared",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            resources: [.copy("Database/Migrations")],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "PortalAPI",
+            dependencies: [
+                "Shared",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "SyncWorker",
+            dependencies: ["Shared"],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "Notifier",
+            dependencies: ["Shared"],
+            swiftSettings: strictSettings
+        ),
+        // A job-running process for tests and benchmarks: it runs the real JobProcessor with probe job kinds, so
+        // tests can SIGKILL a worker that holds jobs and benchmarks can drain a queue through the real code path.
+        .executableTarget(
+            name: "JobProbe",
+            dependencies: ["Shared"],
+            path: "Tests/JobProbe",
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "QueueBench",
+            dependencies: ["Shared"],
+            path: "bench/QueueBench",
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SharedTests",
+            dependencies: [
+                "Shared",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: strictSettings
+        ),
+    ]
+)

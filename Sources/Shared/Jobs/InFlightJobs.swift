@@ -1,0 +1,159 @@
+import Synchronization
+
+/// Why a running handler is asked to stop.
+enum StopReason: Sendable, Equatable {
+    /// Graceful shutdown ran out of time: release the job without spending its attempt.
+    case shutdown
+    /// The heartbeat found the lease gone: another attempt may be running, so write nothing.
+    case leaseLost
+}
+
+/// A one-shot signal that tells one running handler to stop. ``wait()`` returns once it is triggered, or when the
+/// waiting task is cancelled.
+final class StopSignal: Sendable {
+    private struct State {
+        var reason: StopReason?
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    var reason: StopReason? { self.state.withLock { $0.reason } }
+
+    func trigger(_ reason: StopReason) {
+        let waiter = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard state.reason == nil else { return nil }
+            state.reason = reason
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+
+    func wait() async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let resumeNow = self.state.withLock { state -> Bool in
+                    if state.reason != nil || Task.isCancelled { return true }
+                    state.waiter = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
+                defer { state.waiter = nil }
+                return state.waiter
+            }
+            waiter?.resume()
+        }
+    }
+}
+
+/// The jobs this process is running, for the heartbeat (which leases to extend) and for shutdown (what to wait
+/// for, and what to stop).
+final class InFlightJobs: Sendable {
+    private struct State {
+        var entries: [JobID: (job: ClaimedJob, stop: StopSignal)] = [:]
+        var idleWaiters: [String: CheckedContinuation<Void, Never>] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    func insert(_ job: ClaimedJob) -> StopSignal {
+        let stop = StopSignal()
+        self.state.withLock { $0.entries[job.id] = (job, stop) }
+        return stop
+    }
+
+    func remove(_ job: ClaimedJob) {
+        let waiter = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.entries[job.id] = nil
+            guard !state.entries.values.contains(where: { $0.job.queue == job.queue }) else { return nil }
+            return state.idleWaiters.removeValue(forKey: job.queue)
+        }
+        waiter?.resume()
+    }
+
+    func count(queue: String) -> Int {
+        self.state.withLock { $0.entries.values.count { $0.job.queue == queue } }
+    }
+
+    var ids: [JobID] { self.state.withLock { Array($0.entries.keys) } }
+
+    func stop(_ ids: some Sequence<JobID>, reason: StopReason) {
+        let signals = self.state.withLock { state in ids.compactMap { state.entries[$0]?.stop } }
+        for signal in signals { signal.trigger(reason) }
+    }
+
+    func stopAll(queue: String, reason: StopReason) {
+        let signals = self.state.withLock { $0.entries.values.filter { $0.job.queue == queue }.map(\.stop) }
+        for signal in signals { signal.trigger(reason) }
+    }
+
+    /// Waits until no job of `queue` is running, or `timeout` passes. Returns whether the queue became idle.
+    func waitUntilIdle(queue: String, timeout: Duration) async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await self.waitUntilIdle(queue: queue)
+                return !Task.isCancelled
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return false
+            }
+            let idle = await group.next() ?? false
+            group.cancelAll()
+            return idle || self.count(queue: queue) == 0
+        }
+    }
+
+    private func waitUntilIdle(queue: String) async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let idle = self.state.withLock { state -> Bool in
+                    if Task.isCancelled || !state.entries.values.contains(where: { $0.job.queue == queue }) { return true }
+                    state.idleWaiters[queue] = continuation
+                    return false
+                }
+                if idle { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = self.state.withLock { $0.idleWaiters.removeValue(forKey: queue) }
+            waiter?.resume()
+        }
+    }
+}
+
+/// One coalescing wake-up stream per queue: a NOTIFY, a poll tick or a freed slot each ask the queue's runner to
+/// look for work; wake-ups that arrive while it is busy collapse into one.
+struct QueueWakeUps: Sendable {
+    private let streams: [String: (stream: AsyncStream<Void>, continuation: AsyncStream<Void>.Continuation)]
+
+    init(queues: [String]) {
+        var streams: [String: (AsyncStream<Void>, AsyncStream<Void>.Continuation)] = [:]
+        for queue in queues {
+            let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+            continuation.yield()  // look for work at start
+            streams[queue] = (stream, continuation)
+        }
+        self.streams = streams
+    }
+
+    func stream(for queue: String) -> AsyncStream<Void> {
+        self.streams[queue]?.stream ?? AsyncStream { $0.finish() }
+    }
+
+    func wake(_ queue: String) {
+        self.streams[queue]?.continuation.yield()
+    }
+
+    func wakeAll() {
+        for (_, entry) in self.streams { entry.continuation.yield() }
+    }
+
+    /// Ends every stream: the runners stop claiming and start draining.
+    func finishAll() {
+        for (_, entry) in self.streams { entry.continuation.finish() }
+    }
+}

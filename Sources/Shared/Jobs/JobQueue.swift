@@ -1,0 +1,364 @@
+public import Foundation
+public import Logging
+public import PostgresNIO
+
+/// Every statement on the `jobs` table. Each operation is one statement; every state change of a running job is
+/// fenced on (id, attempt, lease owner), so it succeeds only for the attempt that claimed the job.
+///
+/// Enqueueing takes the caller's connection, so a job becomes visible only if the caller's transaction commits.
+/// The same statement sends ONE `NOTIFY portal_jobs, '<queue>'` per queue that received runnable jobs (PostgreSQL
+/// delivers notifications at commit, and not at all on rollback); there is no trigger and no per-row notify.
+public struct JobQueue: Sendable {
+    /// The LISTEN/NOTIFY channel; the payload is the queue name.
+    public static let notificationChannel = "portal_jobs"
+
+    public let client: PostgresClient
+    private let logger: Logger
+
+    public init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    // MARK: Enqueue
+
+    /// Enqueues one job in the caller's transaction.
+    public func enqueue(_ job: NewJob, on connection: PostgresConnection) async throws -> EnqueueResult {
+        try await self.enqueue([job], on: connection)[0]
+    }
+
+    /// Enqueues one job in a transaction of its own.
+    @discardableResult
+    public func enqueue(_ job: NewJob) async throws -> EnqueueResult {
+        try await self.client.withConnection { try await self.enqueue(job, on: $0) }
+    }
+
+    /// Enqueues many jobs with one multi-row insert in the caller's transaction; the results are in input order.
+    public func enqueue(_ jobs: [NewJob], on connection: PostgresConnection) async throws -> [EnqueueResult] {
+        guard !jobs.isEmpty else { return [] }
+        // Arrays cannot hold NULL through PostgresNIO's encoders, so "now" travels as a flag beside the date.
+        let runAt = jobs.map { $0.runAt ?? Date(timeIntervalSince1970: 0) }
+        let runNow = jobs.map { $0.runAt == nil }
+        let query: PostgresQuery = """
+            WITH inserted AS (
+                INSERT INTO jobs (queue, kind, payload, priority, run_at, max_attempts, unique_key, trace_id)
+                SELECT queue, kind, payload::jsonb, priority, CASE WHEN run_now THEN now() ELSE run_at END,
+                       max_attempts, nullif(unique_key, ''), nullif(trace_id, '')
+                FROM unnest(\(jobs.map(\.queue)), \(jobs.map(\.kind)), \(jobs.map(\.payload)),
+                            \(jobs.map(\.priority)), \(runAt), \(runNow), \(jobs.map { Int32($0.maxAttempts) }),
+                            \(jobs.map { $0.uniqueKey ?? "" }), \(jobs.map { $0.traceID ?? "" }))
+                     WITH ORDINALITY AS input(queue, kind, payload, priority, run_at, run_now, max_attempts, unique_key, trace_id, position)
+                ORDER BY position
+                ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN ('pending', 'running') DO NOTHING
+                RETURNING id, queue, run_at, unique_key
+            ), woken AS (
+                SELECT count(*) AS queues
+                FROM (SELECT pg_notify(\(Self.notificationChannel), queue)
+                      FROM (SELECT DISTINCT queue FROM inserted WHERE run_at <= now()) AS runnable) AS notified
+            )
+            SELECT inserted.id, inserted.unique_key FROM inserted, woken ORDER BY inserted.id
+            """
+        var inserted: [(JobID, String?)] = []
+        for try await (id, key) in try await connection.query(query, logger: self.logger).decode((Int64, String?).self) {
+            inserted.append((JobID(rawValue: id), key))
+        }
+        // Identity values are drawn in insertion order, so the inserted rows, sorted by id, line up with the inputs
+        // that were not duplicates.
+        var next = inserted.makeIterator()
+        var pending = next.next()
+        return jobs.map { job in
+            if let key = job.uniqueKey, !key.isEmpty, pending?.1 != key {
+                return .duplicate(uniqueKey: key)
+            }
+            guard let (id, _) = pending else { return .duplicate(uniqueKey: job.uniqueKey ?? "") }
+            pending = next.next()
+            return .enqueued(id)
+        }
+    }
+
+    // MARK: Claim and finish
+
+    /// Claims up to `limit` runnable jobs of `queue` in one statement, highest priority and longest due first.
+    /// Rows locked by a concurrent claim are skipped, not waited for.
+    public func claim(queue: String, limit: Int, owner: String, lease: Duration) async throws -> [ClaimedJob] {
+        guard limit > 0 else { return [] }
+        let query: PostgresQuery = """
+            WITH next AS (
+                SELECT id FROM jobs
+                WHERE state = 'pending' AND queue = \(queue) AND run_at <= now()
+                ORDER BY priority DESC, run_at, id
+                LIMIT \(limit)
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE jobs
+            SET state = 'running', attempt = jobs.attempt + 1, attempted_at = now(),
+                lease_owner = \(owner), lease_expires_at = now() + make_interval(secs => \(lease.seconds))
+            FROM next
+            WHERE jobs.id = next.id
+            RETURNING jobs.id, jobs.kind, jobs.payload::text, jobs.attempt, jobs.max_attempts, jobs.created_at,
+                      extract(epoch FROM now() - jobs.run_at)::float8, jobs.trace_id
+            """
+        var claimed: [ClaimedJob] = []
+        let rows = try await self.client.query(query, logger: self.logger)
+        for try await (id, kind, payload, attempt, maxAttempts, createdAt, delay, traceID) in rows.decode(
+            (Int64, String, String, Int, Int, Date, Double, String?).self)
+        {
+            claimed.append(
+                ClaimedJob(
+                    id: JobID(rawValue: id), queue: queue, kind: kind, payload: payload, attempt: attempt,
+                    maxAttempts: maxAttempts, leaseOwner: owner, createdAt: createdAt,
+                    startDelay: .milliseconds(Int64(max(delay, 0) * 1000)), traceID: traceID
+                )
+            )
+        }
+        return claimed
+    }
+
+    /// Marks claimed jobs completed. Returns the ids whose completion was refused because the attempt no longer
+    /// holds the lease (the rescuer returned the job to the queue, and another attempt may be running).
+    public func complete(_ jobs: [ClaimedJob]) async throws -> Set<JobID> {
+        guard let owner = jobs.first?.leaseOwner else { return [] }
+        precondition(jobs.allSatisfy { $0.leaseOwner == owner }, "jobs of one processor share its lease owner")
+        let query: PostgresQuery = """
+            UPDATE jobs
+            SET state = 'completed', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL
+            FROM unnest(\(jobs.map(\.id.rawValue)), \(jobs.map { Int32($0.attempt) })) AS done(id, attempt)
+            WHERE jobs.id = done.id AND jobs.attempt = done.attempt AND jobs.lease_owner = \(owner)
+              AND jobs.state = 'running'
+            RETURNING jobs.id
+            """
+        var accepted = Set<JobID>()
+        for try await id in try await self.client.query(query, logger: self.logger).decode(Int64.self) {
+            accepted.insert(JobID(rawValue: id))
+        }
+        return Set(jobs.map(\.id)).subtracting(accepted)
+    }
+
+    /// Records a failed attempt: back to `pending` after `retryAfter`, or `dead` when `giveUp` is set or the job
+    /// has no attempts left. Returns the new state, or `nil` when the attempt no longer holds the lease.
+    public func fail(_ job: ClaimedJob, error: String, retryAfter: Duration, giveUp: Bool) async throws -> JobState? {
+        let query: PostgresQuery = """
+            WITH outcome AS (
+                SELECT id, (\(giveUp) OR attempt >= max_attempts) AS dead FROM jobs
+                WHERE id = \(job.id.rawValue) AND attempt = \(job.attempt) AND lease_owner = \(job.leaseOwner)
+                  AND state = 'running'
+            )
+            UPDATE jobs
+            SET state = CASE WHEN outcome.dead THEN 'dead'::job_state ELSE 'pending'::job_state END,
+                run_at = CASE WHEN outcome.dead THEN jobs.run_at
+                              ELSE now() + make_interval(secs => \(retryAfter.seconds)) END,
+                finished_at = CASE WHEN outcome.dead THEN now() END,
+                last_error = \(String(error.prefix(4000))), lease_owner = NULL, lease_expires_at = NULL
+            FROM outcome
+            WHERE jobs.id = outcome.id
+            RETURNING jobs.state::text
+            """
+        return try await self.client.query(query, logger: self.logger).decode(String.self).first { _ in true }
+            .flatMap(JobState.init(rawValue:))
+    }
+
+    /// Puts a claimed job back to run after `delay` without spending its attempt. False when the lease was lost.
+    public func snooze(_ job: ClaimedJob, for delay: Duration) async throws -> Bool {
+        try await !self.giveBack([job], after: delay).isEmpty
+    }
+
+    /// Returns claimed jobs to the queue at once without spending their attempts (graceful shutdown). Returns the
+    /// ids that were released; the others had already lost their lease.
+    @discardableResult
+    public func release(_ jobs: [ClaimedJob]) async throws -> Set<JobID> {
+        try await self.giveBack(jobs, after: .zero)
+    }
+
+    private func giveBack(_ jobs: [ClaimedJob], after delay: Duration) async throws -> Set<JobID> {
+        guard let owner = jobs.first?.leaseOwner else { return [] }
+        let query: PostgresQuery = """
+            WITH given AS (
+                UPDATE jobs
+                SET state = 'pending', attempt = jobs.attempt - 1,
+                    run_at = now() + make_interval(secs => \(delay.seconds)),
+                    lease_owner = NULL, lease_expires_at = NULL
+                FROM unnest(\(jobs.map(\.id.rawValue)), \(jobs.map { Int32($0.attempt) })) AS held(id, attempt)
+                WHERE jobs.id = held.id AND jobs.attempt = held.attempt AND jobs.lease_owner = \(owner)
+                  AND jobs.state = 'running'
+                RETURNING jobs.id, jobs.queue, jobs.run_at
+            ), woken AS (
+                SELECT count(*) AS queues
+                FROM (SELECT pg_notify(\(Self.notificationChannel), queue)
+                      FROM (SELECT DISTINCT queue FROM given WHERE run_at <= now()) AS runnable) AS notified
+            )
+            SELECT given.id FROM given, woken
+            """
+        var given = Set<JobID>()
+        for try await id in try await self.client.query(query, logger: self.logger).decode(Int64.self) {
+            given.insert(JobID(rawValue: id))
+        }
+        return given
+    }
+
+    // MARK: Leases
+
+    /// Extends the leases of running jobs held by `owner` (the heartbeat). Returns the ids still held; any id
+    /// missing from the answer has lost its lease and its handler should stop.
+    public func extendLeases(of ids: [JobID], owner: String, lease: Duration) async throws -> Set<JobID> {
+        guard !ids.isEmpty else { return [] }
+        let query: PostgresQuery = """
+            UPDATE jobs SET lease_expires_at = now() + make_interval(secs => \(lease.seconds))
+            WHERE id = ANY(\(ids.map(\.rawValue))) AND lease_owner = \(owner) AND state = 'running'
+            RETURNING id
+            """
+        var held = Set<JobID>()
+        for try await id in try await self.client.query(query, logger: self.logger).decode(Int64.self) {
+            held.insert(JobID(rawValue: id))
+        }
+        return held
+    }
+
+    /// A job the rescuer took back from a worker that stopped sending heartbeats.
+    public struct RescuedJob: Sendable, Equatable {
+        public let id: JobID
+        public let queue: String
+        public let kind: String
+        /// `pending` when it will run again, `dead` when that was its last attempt.
+        public let state: JobState
+    }
+
+    /// Returns running jobs whose lease expired to the queue (or to `dead` when they have no attempts left). The
+    /// attempt stays counted: the process may have died because of the job. Safe to run from any number of
+    /// processes at once.
+    public func rescueExpired(limit: Int = 1000) async throws -> [RescuedJob] {
+        let query: PostgresQuery = """
+            WITH expired AS (
+                SELECT id FROM jobs
+                WHERE state = 'running' AND lease_expires_at < now()
+                ORDER BY lease_expires_at
+                LIMIT \(limit)
+                FOR UPDATE SKIP LOCKED
+            ), rescued AS (
+                UPDATE jobs
+                SET state = CASE WHEN jobs.attempt >= jobs.max_attempts THEN 'dead'::job_state ELSE 'pending'::job_state END,
+                    finished_at = CASE WHEN jobs.attempt >= jobs.max_attempts THEN now() END,
+                    run_at = now(),
+                    last_error = 'lease expired: worker ' || jobs.lease_owner || ' stopped sending heartbeats',
+                    lease_owner = NULL, lease_expires_at = NULL
+                FROM expired
+                WHERE jobs.id = expired.id
+                RETURNING jobs.id, jobs.queue, jobs.kind, jobs.state
+            ), woken AS (
+                SELECT count(*) AS queues
+                FROM (SELECT pg_notify(\(Self.notificationChannel), queue)
+                      FROM (SELECT DISTINCT queue FROM rescued WHERE state = 'pending') AS runnable) AS notified
+            )
+            SELECT rescued.id, rescued.queue, rescued.kind, rescued.state::text FROM rescued, woken
+            """
+        var rescued: [RescuedJob] = []
+        let rows = try await self.client.query(query, logger: self.logger)
+        for try await (id, queue, kind, state) in rows.decode((Int64, String, String, String).self) {
+            rescued.append(RescuedJob(id: JobID(rawValue: id), queue: queue, kind: kind, state: JobState(rawValue: state) ?? .pending))
+        }
+        return rescued
+    }
+
+    // MARK: Operators and housekeeping
+
+    /// Cancels a pending job. False when the job does not exist or is no longer pending.
+    public func cancel(_ id: JobID) async throws -> Bool {
+        let rows = try await self.client.query(
+            "UPDATE jobs SET state = 'cancelled', finished_at = now() WHERE id = \(id.rawValue) AND state = 'pending' RETURNING id",
+            logger: self.logger
+        )
+        return try await rows.decode(Int64.self).first { _ in true } != nil
+    }
+
+    /// Deletes up to `limit` finished jobs older than their retention: completed and cancelled ones after
+    /// `finishedRetention`, dead ones after `deadRetention`. Returns how many it deleted.
+    public func prune(finishedRetention: Duration, deadRetention: Duration, limit: Int = 10_000) async throws -> Int {
+        let query: PostgresQuery = """
+            WITH doomed AS (
+                SELECT id FROM jobs
+                WHERE (state IN ('completed', 'cancelled') AND finished_at < now() - make_interval(secs => \(finishedRetention.seconds)))
+                   OR (state = 'dead' AND finished_at < now() - make_interval(secs => \(deadRetention.seconds)))
+                LIMIT \(limit)
+                FOR UPDATE SKIP LOCKED
+            )
+            DELETE FROM jobs USING doomed WHERE jobs.id = doomed.id RETURNING jobs.id
+            """
+        var count = 0
+        for try await _ in try await self.client.query(query, logger: self.logger) { count += 1 }
+        return count
+    }
+
+    /// How many jobs each queue holds per state, and how long its oldest runnable job has waited.
+    public func depth() async throws -> [QueueDepth] {
+        let query: PostgresQuery = """
+            SELECT queue,
+                   count(*) FILTER (WHERE state = 'pending' AND run_at <= now()),
+                   count(*) FILTER (WHERE state = 'pending' AND run_at > now()),
+                   count(*) FILTER (WHERE state = 'running'),
+                   count(*) FILTER (WHERE state = 'dead'),
+                   coalesce(extract(epoch FROM now() - min(run_at) FILTER (WHERE state = 'pending' AND run_at <= now())), 0)::float8
+            FROM jobs
+            WHERE state IN ('pending', 'running', 'dead')
+            GROUP BY queue
+            ORDER BY queue
+            """
+        var result: [QueueDepth] = []
+        let rows = try await self.client.query(query, logger: self.logger)
+        for try await (queue, available, scheduled, running, dead, oldest) in rows.decode((String, Int, Int, Int, Int, Double).self) {
+            result.append(
+                QueueDepth(
+                    queue: queue, available: available, scheduled: scheduled, running: running, dead: dead, oldestAvailableSeconds: oldest)
+            )
+        }
+        return result
+    }
+
+    /// One job as an operator sees it.
+    public func job(_ id: JobID) async throws -> JobSnapshot? {
+        let query: PostgresQuery = """
+            SELECT id, queue, kind, state::text, attempt, max_attempts, run_at, lease_owner, last_error, unique_key
+            FROM jobs WHERE id = \(id.rawValue)
+            """
+        let rows = try await self.client.query(query, logger: self.logger)
+        for try await (id, queue, kind, state, attempt, maxAttempts, runAt, owner, lastError, uniqueKey) in rows.decode(
+            (Int64, String, String, String, Int, Int, Date, String?, String?, String?).self)
+        {
+            return JobSnapshot(
+                id: JobID(rawValue: id), queue: queue, kind: kind, state: JobState(rawValue: state) ?? .pending,
+                attempt: attempt, maxAttempts: maxAttempts, runAt: runAt, leaseOwner: owner, lastError: lastError,
+                uniqueKey: uniqueKey
+            )
+        }
+        return nil
+    }
+}
+
+/// The states of the `job_state` enum; see docs/JOBS.md for the diagram.
+public enum JobState: String, Sendable, CaseIterable {
+    case pending, running, completed, cancelled, dead
+}
+
+/// The size of one queue.
+public struct QueueDepth: Sendable, Equatable {
+    public let queue: String
+    /// Pending and due now.
+    public let available: Int
+    /// Pending with a future `run_at` (scheduled, or waiting to retry).
+    public let scheduled: Int
+    public let running: Int
+    public let dead: Int
+    public let oldestAvailableSeconds: Double
+}
+
+/// One job's row, without its payload.
+public struct JobSnapshot: Sendable {
+    public let id: JobID
+    public let queue: String
+    public let kind: String
+    public let state: JobState
+    public let attempt: Int
+    public let maxAttempts: Int
+    public let runAt: Date
+    public let leaseOwner: String?
+    public let lastError: String?
+    public let uniqueKey: String?
+}

@@ -1,0 +1,74 @@
+public import Hummingbird
+public import Logging
+public import PostgresNIO
+public import Prometheus
+
+/// What every portal process holds: its configuration, one PostgreSQL client (a running service), the job queue,
+/// the migrator and the Prometheus registry. Built once per process by its builder; tests build it the same way.
+public struct PortalProcess: Sendable {
+    public let name: String
+    public let configuration: PortalConfiguration
+    public let database: PostgresClient
+    public let jobs: JobQueue
+    public let migrator: Migrator
+    public let prometheus: PrometheusCollectorRegistry
+    public let logger: Logger
+
+    public init(name: String, configuration: PortalConfiguration, prometheus: PrometheusCollectorRegistry, logger: Logger) {
+        self.name = name
+        self.configuration = configuration
+        self.prometheus = prometheus
+        self.logger = logger
+        var databaseLogger = logger
+        databaseLogger[metadataKey: "portal.component"] = "database"
+        self.database = PostgresClient(configuration: configuration.database.clientConfiguration, backgroundLogger: databaseLogger)
+        self.jobs = JobQueue(client: self.database, logger: logger)
+        self.migrator = Migrator(client: self.database, logger: logger)
+    }
+
+    /// The job metrics, reported into this process's registry.
+    public var jobMetrics: JobMetrics { JobMetrics(factory: PrometheusMetricsFactory(registry: self.prometheus)) }
+
+    /// A router with the operational endpoints already on it.
+    public func makeRouter<Context: RequestContext>(context: Context.Type = BasicRequestContext.self) -> Router<Context> {
+        let router = Router(context: Context.self)
+        OperationalRoutes(migrator: self.migrator, prometheus: self.prometheus).register(on: router)
+        return router
+    }
+
+    /// The HTTP server configuration from `PORTAL_HTTP_HOST` and `PORTAL_HTTP_PORT`.
+    public var httpConfiguration: ApplicationConfiguration {
+        ApplicationConfiguration(
+            address: .hostname(self.configuration.httpHost, port: self.configuration.httpPort),
+            serverName: nil
+        )
+    }
+
+    /// Waits until the schema is current, for at most `patience`: a process started together with its database
+    /// (or while migrations run) waits a little instead of failing at once; one started against a schema that
+    /// stays behind stops with a clear message.
+    public func requireCurrentSchema(patience: Duration = .seconds(30)) async throws {
+        let deadline = ContinuousClock.now + patience
+        while true {
+            do {
+                try await self.migrator.requireCurrent()
+                return
+            } catch let error as SchemaError {
+                throw error
+            } catch {
+                guard ContinuousClock.now < deadline else {
+                    throw DatabaseUnreachable(database: self.configuration.database.redactedDescription, underlying: error)
+                }
+                self.logger.notice("waiting for the database", metadata: ["error": "\(error)"])
+                try await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+}
+
+/// PostgreSQL did not answer at start.
+public struct DatabaseUnreachable: Error, CustomStringConvertible {
+    public let database: String
+    public let underlying: any Error
+    public var description: String { "cannot reach the database \(self.database): \(String(reflecting: self.underlying))" }
+}
