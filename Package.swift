@@ -69,7 +69,11 @@ let package = Package(
         // tests can SIGKILL a worker that holds jobs and benchmarks can drain a queue through the real code path.
         .executableTarget(
             name: "JobProbe",
-            dependencies: ["Shared"],
+            dependencies: [
+                "Shared",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
             path: "Tests/JobProbe",
             swiftSettings: strictSettings
         ),
@@ -84,6 +88,7 @@ let package = Package(
             dependencies: [
                 "Shared",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: strictSettings
         ),

@@ -1,7 +1,8 @@
 import Foundation
 import Logging
-import Shared
 import Testing
+
+@testable import Shared
 
 @Suite("Configuration from the environment")
 struct ConfigurationTests {

@@ -1,7 +1,8 @@
 import Logging
 import PostgresNIO
-import Shared
 import Testing
+
+@testable import Shared
 
 @Suite("Migrations")
 struct MigratorTests {

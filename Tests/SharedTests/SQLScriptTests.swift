@@ -1,5 +1,6 @@
-import Shared
 import Testing
+
+@testable import Shared
 
 @Suite("Splitting migration files into statements")
 struct SQLScriptTests {

@@ -8,12 +8,13 @@ enum StopReason: Sendable, Equatable {
     case leaseLost
 }
 
-/// A one-shot signal that tells one running handler to stop. ``wait()`` returns once it is triggered, or when the
-/// waiting task is cancelled.
+/// A one-shot signal that tells a running handler to stop. ``wait()`` returns once it is triggered, or when the
+/// waiting task is cancelled; any number of tasks may wait.
 final class StopSignal: Sendable {
     private struct State {
         var reason: StopReason?
-        var waiter: CheckedContinuation<Void, Never>?
+        var nextWaiter = 0
+        var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
     }
 
     private let state = Mutex(State())
@@ -21,30 +22,31 @@ final class StopSignal: Sendable {
     var reason: StopReason? { self.state.withLock { $0.reason } }
 
     func trigger(_ reason: StopReason) {
-        let waiter = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
-            guard state.reason == nil else { return nil }
+        let waiters = self.state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            guard state.reason == nil else { return [] }
             state.reason = reason
-            defer { state.waiter = nil }
-            return state.waiter
+            defer { state.waiters = [:] }
+            return Array(state.waiters.values)
         }
-        waiter?.resume()
+        for waiter in waiters { waiter.resume() }
     }
 
     func wait() async {
+        let id = self.state.withLock { state in
+            defer { state.nextWaiter += 1 }
+            return state.nextWaiter
+        }
         await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let resumeNow = self.state.withLock { state -> Bool in
                     if state.reason != nil || Task.isCancelled { return true }
-                    state.waiter = continuation
+                    state.waiters[id] = continuation
                     return false
                 }
                 if resumeNow { continuation.resume() }
             }
         } onCancel: {
-            let waiter = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
-                defer { state.waiter = nil }
-                return state.waiter
-            }
+            let waiter = self.state.withLock { $0.waiters.removeValue(forKey: id) }
             waiter?.resume()
         }
     }

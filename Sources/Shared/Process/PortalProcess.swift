@@ -14,7 +14,12 @@ public struct PortalProcess: Sendable {
     public let prometheus: PrometheusCollectorRegistry
     public let logger: Logger
 
-    public init(name: String, configuration: PortalConfiguration, prometheus: PrometheusCollectorRegistry, logger: Logger) {
+    public init(
+        name: String,
+        configuration: PortalConfiguration,
+        prometheus: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
+        logger: Logger
+    ) {
         self.name = name
         self.configuration = configuration
         self.prometheus = prometheus

@@ -1,8 +1,9 @@
 import Foundation
 import Logging
 import PostgresNIO
-import Shared
 import Testing
+
+@testable import Shared
 
 /// A database of its own for one test, cloned from a template that has every migration applied, on the throwaway
 /// server that `scripts/test` starts (`PORTAL_TEST_DATABASE_URL`). Tests therefore never see each other's rows and
@@ -24,7 +25,7 @@ struct TestDatabase: Sendable {
         // The template's last session may still be closing on the server side; that is the only error retried.
         let created = try await eventually(timeout: .seconds(10)) {
             do {
-                try await admin(server) {
+                _ = try await admin(server) {
                     try await $0.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name) TEMPLATE \(template)"), logger: logger)
                 }
                 return true
@@ -49,7 +50,7 @@ struct TestDatabase: Sendable {
 
     static let logger: Logger = {
         var logger = Logger(label: "test")
-        logger.logLevel = .warning
+        logger.logLevel = .error
         return logger
     }()
 
@@ -81,7 +82,7 @@ struct TestDatabase: Sendable {
     }
 
     private static func drop(_ name: String, on server: DatabaseSettings) async throws {
-        try await admin(server) {
+        _ = try await admin(server) {
             try await $0.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"), logger: logger)
         }
     }
@@ -127,11 +128,11 @@ actor TemplateDatabase {
     private static func create() async throws -> String {
         let server = try TestDatabase.serverSettings()
         let name = "template_\(getpid())_\(UInt32.random(in: 0...UInt32.max))"
-        try await TestDatabase.admin(server) {
+        _ = try await TestDatabase.admin(server) {
             try await $0.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: TestDatabase.logger)
         }
         let client = PostgresClient(configuration: server.with(database: name).clientConfiguration, backgroundLogger: TestDatabase.logger)
-        try await client.whileRunning {
+        _ = try await client.whileRunning {
             try await Migrator(client: client, logger: TestDatabase.logger).migrate()
         }
         return name

@@ -1,0 +1,188 @@
+import Foundation
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+import Synchronization
+import Testing
+
+@testable import Shared
+
+/// The job processor as a running service: wake-ups, concurrency, retries, shutdown and lost leases.
+@Suite("Job processor")
+struct JobProcessorTests {
+    @Test("a job starts on NOTIFY, long before the next poll")
+    func wakesOnNotify() async throws {
+        try await TestDatabase.with { database async throws in
+            let done = ConcurrencyCounter()
+            var registry = JobRegistry()
+            registry.register(TestJobs.work) { _, _ in
+                done.tick()
+            }
+            let harness = ProcessorHarness(database: database, registry: registry, settings: JobSettings(pollInterval: .seconds(600)))
+            try await harness.run { _ async throws in
+                // Wait until the processor's LISTEN connection is up, so only the notification can start the job.
+                #expect(
+                    try await eventually {
+                        try await database.scalar("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'", as: Int.self) == 1
+                    })
+                _ = try await database.jobs.enqueue(try TestJobs.job())
+                #expect(try await eventually(timeout: .seconds(5)) { done.finished == 1 })
+                #expect(
+                    try await eventually {
+                        try await database.scalar("SELECT count(*) FROM jobs WHERE state = 'completed'", as: Int.self) == 1
+                    })
+            }
+            #expect(harness.metric("portal_job_runs_total", ["queue": "test", "outcome": "completed"]) == 1)
+        }
+    }
+
+    @Test("a process runs at most its per-queue concurrency, and claims only as many jobs as it has free slots")
+    func concurrencyLimit() async throws {
+        try await TestDatabase.with { database async throws in
+            let counter = ConcurrencyCounter()
+            let gate = StopSignal()
+            var registry = JobRegistry()
+            registry.register(TestJobs.work) { _, _ in
+                counter.enter()
+                await gate.wait()
+                counter.leave()
+            }
+            let harness = ProcessorHarness(database: database, registry: registry, settings: JobSettings(concurrency: ["test": 3]))
+            _ = try await database.client.withConnection {
+                try await database.jobs.enqueue(try (0..<10).map { try TestJobs.job($0) }, on: $0)
+            }
+            try await harness.run { _ async throws in
+                #expect(try await eventually { counter.current == 3 })
+                #expect(try await database.scalar("SELECT count(*) FROM jobs WHERE state = 'running'", as: Int.self) == 3)
+                gate.trigger(.shutdown)
+                #expect(try await eventually { counter.finished == 10 })
+            }
+            #expect(counter.peak == 3)
+            #expect(try await database.scalar("SELECT count(*) FROM jobs WHERE state = 'completed'", as: Int.self) == 10)
+        }
+    }
+
+    @Test("a failing job is retried with backoff and ends dead with its last error")
+    func retriesThenDead() async throws {
+        try await TestDatabase.with { database async throws in
+            struct DepartmentDown: Error, CustomStringConvertible {
+                var description: String { "department answered 503" }
+            }
+            let attempts = ConcurrencyCounter()
+            var registry = JobRegistry()
+            registry.register(TestJobs.work) { _, _ in
+                attempts.tick()
+                throw DepartmentDown()
+            }
+            let harness = ProcessorHarness(database: database, registry: registry, settings: JobSettings(pollInterval: .milliseconds(50)))
+            let id = try await database.jobs.enqueue(try TestJobs.job()).jobID!
+            try await harness.run { _ async throws in
+                #expect(try await eventually { try await database.jobs.job(id)?.state == .dead })
+            }
+            let job = try await database.jobs.job(id)
+            #expect(job?.attempt == 3)
+            #expect(job?.lastError == "department answered 503")
+            #expect(attempts.finished == 3)
+            #expect(harness.metric("portal_job_runs_total", ["outcome": "retried"]) == 2)
+            #expect(harness.metric("portal_job_runs_total", ["outcome": "dead"]) == 1)
+        }
+    }
+
+    @Test("a payload that does not decode fails for good at once; a snooze does not spend an attempt")
+    func permanentAndSnooze() async throws {
+        try await TestDatabase.with { database async throws in
+            let snoozes = ConcurrencyCounter()
+            var registry = JobRegistry()
+            registry.register(TestJobs.work) { payload, _ in
+                if payload.value == 1 && snoozes.finished == 0 {
+                    snoozes.tick()
+                    throw JobSnooze(for: .milliseconds(10))
+                }
+            }
+            let harness = ProcessorHarness(database: database, registry: registry, settings: JobSettings(pollInterval: .milliseconds(50)))
+            var malformed = try TestJobs.job()
+            malformed.payload = #"{"value": "not a number"}"#
+            let bad = try await database.jobs.enqueue(malformed).jobID!
+            let snoozed = try await database.jobs.enqueue(try TestJobs.job(1)).jobID!
+            try await harness.run { _ async throws in
+                #expect(try await eventually { try await database.jobs.job(bad)?.state == .dead })
+                #expect(try await eventually { try await database.jobs.job(snoozed)?.state == .completed })
+            }
+            #expect(try await database.jobs.job(bad)?.attempt == 1)
+            #expect(try await database.jobs.job(bad)?.lastError?.contains("does not decode") == true)
+            #expect(try await database.jobs.job(snoozed)?.attempt == 1, "the snoozed run gave its attempt back")
+        }
+    }
+
+    @Test("graceful shutdown stops claiming, lets quick jobs finish, and releases the rest without spending an attempt")
+    func gracefulShutdown() async throws {
+        try await TestDatabase.with { database async throws in
+            let running = ConcurrencyCounter()
+            let cancelled = ConcurrencyCounter()
+            var registry = JobRegistry()
+            registry.register(TestJobs.work) { payload, _ in
+                running.enter()
+                defer { running.leave() }
+                if payload.value == 1 {  // slow: only cancellation ends it
+                    do {
+                        try await Task.sleep(for: .seconds(3600))
+                    } catch {
+                        cancelled.tick()
+                        throw error
+                    }
+                }
+                // quick jobs finish as soon as the shutdown begins
+                while !Task.isCancelled, (try? await gracefulShutdown()) == nil {}
+            }
+            let settings = JobSettings(pollInterval: .milliseconds(50), shutdownTimeout: .milliseconds(500))
+            let harness = ProcessorHarness(database: database, registry: registry, settings: settings)
+            let slow = try await database.jobs.enqueue(try TestJobs.job(1)).jobID!
+            let quick = try await database.jobs.enqueue(try TestJobs.job(2)).jobID!
+            let started = ContinuousClock.now
+            try await harness.run { group async throws in
+                #expect(try await eventually { running.current == 2 })
+                await group.triggerGracefulShutdown()
+                _ = try await database.jobs.enqueue(try TestJobs.job(3))
+            }
+            #expect(ContinuousClock.now - started < .seconds(30))
+            #expect(cancelled.finished == 1)
+            #expect(try await database.jobs.job(quick)?.state == .completed)
+            let released = try await database.jobs.job(slow)
+            #expect(released?.state == .pending && released?.attempt == 0 && released?.leaseOwner == nil)
+            #expect(
+                try await database.scalar("SELECT count(*) FROM jobs WHERE state = 'pending'", as: Int.self) == 2,
+                "nothing was claimed after shutdown began")
+            #expect(harness.metric("portal_job_runs_total", ["outcome": "released"]) == 1)
+        }
+    }
+
+    @Test("a job whose lease is lost is stopped, and its late outcome is not written")
+    func leaseLost() async throws {
+        try await TestDatabase.with { database async throws in
+            let cancelled = ConcurrencyCounter()
+            let running = ConcurrencyCounter()
+            var registry = JobRegistry()
+            registry.register(TestJobs.work) { _, _ in
+                running.enter()
+                do {
+                    try await Task.sleep(for: .seconds(3600))
+                } catch {
+                    cancelled.tick()
+                    throw error
+                }
+            }
+            let settings = JobSettings(lease: .milliseconds(600), pollInterval: .seconds(600), rescueInterval: .seconds(600))
+            let harness = ProcessorHarness(database: database, registry: registry, settings: settings)
+            let id = try await database.jobs.enqueue(try TestJobs.job()).jobID!
+            try await harness.run { _ async throws in
+                #expect(try await eventually { running.current == 1 })
+                // Another process's rescuer took the job and another worker claimed it.
+                try await database.client.query("UPDATE jobs SET lease_owner = 'other-worker', attempt = 2 WHERE id = \(id.rawValue)")
+                #expect(try await eventually { cancelled.finished == 1 })
+                #expect(try await eventually { harness.metric("portal_job_runs_total", ["outcome": "lease_lost"]) == 1 })
+            }
+            let job = try await database.jobs.job(id)
+            #expect(job?.state == .running && job?.leaseOwner == "other-worker", "the stopped attempt wrote nothing")
+        }
+    }
+}
