@@ -9,7 +9,7 @@ public import ServiceLifecycle
 /// in one statement. It wakes on a NOTIFY from the one LISTEN connection of the process, on a freed slot, and on a
 /// slow poll that is only a safety net. Next to the runners it keeps the leases of its running jobs alive
 /// (heartbeat), returns other processes' expired jobs to their queues (rescuer), prunes finished jobs (retention),
-/// and samples queue depth for the metrics.
+/// samples queue depth for the metrics, and writes completions in batches (``CompletionBatcher``).
 ///
 /// On graceful shutdown it stops claiming, lets running jobs finish for up to `shutdownTimeout`, then cancels the
 /// rest and releases them to the queue without spending an attempt. Final states are written by the task that ran
@@ -26,6 +26,7 @@ public struct JobProcessor: Service {
     private let preflight: @Sendable () async throws -> Void
     private let inFlight = InFlightJobs()
     private let wakeUps: QueueWakeUps
+    private let completions: CompletionBatcher
 
     /// - Parameters:
     ///   - queues: the queues this process serves.
@@ -48,6 +49,7 @@ public struct JobProcessor: Service {
         self.logger = logger
         self.preflight = preflight
         self.wakeUps = QueueWakeUps(queues: self.queues)
+        self.completions = CompletionBatcher(jobs: jobs)
     }
 
     public func run() async throws {
@@ -59,6 +61,7 @@ public struct JobProcessor: Service {
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { maintenance in
                 maintenance.addTask { await self.listen() }
+                maintenance.addTask { await self.completions.run() }
                 maintenance.addTask { await self.every(self.settings.lease / 3) { try await self.heartbeat() } }
                 maintenance.addTask { await self.every(self.settings.rescueInterval, jitter: true) { try await self.rescue() } }
                 maintenance.addTask { await self.every(.seconds(300), jitter: true) { try await self.prune() } }
@@ -191,7 +194,7 @@ public struct JobProcessor: Service {
         let result: String
         switch outcome {
         case .completed:
-            if try await self.jobs.complete([job]).isEmpty {
+            if try await self.completions.complete(job) {
                 result = "completed"
                 logger.debug("job completed")
             } else {
