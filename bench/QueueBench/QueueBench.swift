@@ -15,6 +15,11 @@ enum QueueBench {
     struct Empty: Codable, Sendable {}
     static let noop = JobKind<Empty>("bench.noop", queue: "bench", maxAttempts: 3)
 
+    /// Progress on standard error, so a slow phase is visible while the figures stay on standard output.
+    static func progress(_ message: String) {
+        FileHandle.standardError.write(Data("QueueBench: \(message)\n".utf8))
+    }
+
     static func main() async throws {
         let arguments = CommandLine.arguments.dropFirst().compactMap { Int($0) }
         let total = arguments.first ?? 100_000
@@ -45,6 +50,7 @@ enum QueueBench {
                 }
                 try await group.waitForAll()
             }
+            Self.progress("enqueued \(single) jobs one by one")
             figures["enqueue_single_jobs_per_s"] = Double(single) / (ContinuousClock.now - start).seconds
 
             // Enqueue in batches of 1,000 (one multi-row insert each).
@@ -53,21 +59,22 @@ enum QueueBench {
             for _ in 0..<(total / 1000) {
                 _ = try await client.withConnection { try await jobs.enqueue(batch, on: $0) }
             }
+            Self.progress("enqueued \(total) jobs in batches")
             figures["enqueue_batch_jobs_per_s"] = Double(total / 1000 * 1000) / (ContinuousClock.now - start).seconds
             let queued = single + total / 1000 * 1000
 
             // Claim and complete everything with one processor of `workers` slots.
             let settings = JobSettings(defaultConcurrency: workers, pollInterval: .seconds(1))
-            let processor = JobProcessor(jobs: jobs, registry: Self.registry, queues: ["bench"], settings: settings, logger: logger)
             start = ContinuousClock.now
-            try await Self.running(processor, logger: logger) {
+            try await Self.running(Self.processor(jobs, settings, logger), logger: logger) {
                 while try await Self.completed(client) < queued { try await Task.sleep(for: .milliseconds(20)) }
             }
+            Self.progress("drained the queue in \(ContinuousClock.now - start)")
             figures["claim_complete_jobs_per_s"] = Double(queued) / (ContinuousClock.now - start).seconds
 
             // Latency from enqueue to start while the queue is not saturated: 2,000 jobs at about 400 per second.
             try await client.query("TRUNCATE jobs", logger: logger)
-            try await Self.running(processor, logger: logger) {
+            try await Self.running(Self.processor(jobs, settings, logger), logger: logger) {
                 let paced = ContinuousClock.now
                 for index in 0..<2000 {
                     try await jobs.enqueue(try NewJob(Self.noop, payload: Empty()))
@@ -102,6 +109,11 @@ enum QueueBench {
         registry.register(Self.noop) { _, _ in }
         return registry
     }()
+
+    /// A new processor for each phase: a processor is one service lifetime, it does not restart.
+    static func processor(_ jobs: JobQueue, _ settings: JobSettings, _ logger: Logger) -> JobProcessor {
+        JobProcessor(jobs: jobs, registry: Self.registry, queues: ["bench"], settings: settings, logger: logger)
+    }
 
     static func completed(_ client: PostgresClient) async throws -> Int {
         try await client.query("SELECT count(*) FROM jobs WHERE state = 'completed'").collect()[0].decode(Int.self)

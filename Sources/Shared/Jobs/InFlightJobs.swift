@@ -55,8 +55,16 @@ final class StopSignal: Sendable {
 /// The jobs this process is running, for the heartbeat (which leases to extend) and for shutdown (what to wait
 /// for, and what to stop).
 final class InFlightJobs: Sendable {
+    private struct Entry {
+        let job: ClaimedJob
+        let stop: StopSignal
+        /// Whether the handler still runs. A job whose handler has returned no longer takes a slot, but stays here
+        /// (for the heartbeat and the shutdown drain) until its outcome is written.
+        var handlerRunning = true
+    }
+
     private struct State {
-        var entries: [JobID: (job: ClaimedJob, stop: StopSignal)] = [:]
+        var entries: [JobID: Entry] = [:]
         var idleWaiters: [String: CheckedContinuation<Void, Never>] = [:]
     }
 
@@ -64,7 +72,7 @@ final class InFlightJobs: Sendable {
 
     func insert(_ job: ClaimedJob) -> StopSignal {
         let stop = StopSignal()
-        self.state.withLock { $0.entries[job.id] = (job, stop) }
+        self.state.withLock { $0.entries[job.id] = Entry(job: job, stop: stop) }
         return stop
     }
 
@@ -77,8 +85,14 @@ final class InFlightJobs: Sendable {
         waiter?.resume()
     }
 
+    /// Frees the job's slot: its handler has returned, and only its outcome remains to be written.
+    func handlerFinished(_ job: ClaimedJob) {
+        self.state.withLock { $0.entries[job.id]?.handlerRunning = false }
+    }
+
+    /// The slots of `queue` in use: handlers still running.
     func count(queue: String) -> Int {
-        self.state.withLock { $0.entries.values.count { $0.job.queue == queue } }
+        self.state.withLock { $0.entries.values.count { $0.job.queue == queue && $0.handlerRunning } }
     }
 
     var ids: [JobID] { self.state.withLock { Array($0.entries.keys) } }

@@ -14,6 +14,8 @@ public import ServiceLifecycle
 /// On graceful shutdown it stops claiming, lets running jobs finish for up to `shutdownTimeout`, then cancels the
 /// rest and releases them to the queue without spending an attempt. Final states are written by the task that ran
 /// the job, which is not the one being cancelled, so a cancelled handler's release is still recorded.
+///
+/// A processor is one service lifetime: once it has shut down it does not run again; build a new one instead.
 public struct JobProcessor: Service {
     /// Identifies this process in `jobs.lease_owner`: host, process id and a random suffix.
     public let owner: String
@@ -102,7 +104,6 @@ public struct JobProcessor: Service {
                         group.addTask {
                             await self.execute(job, stop: stop)
                             self.inFlight.remove(job)
-                            self.wakeUps.wake(queue)
                         }
                     }
                     guard claimed.count == free else { break }
@@ -146,6 +147,9 @@ public struct JobProcessor: Service {
             return outcome
         }
         let duration = ContinuousClock.now - started
+        // The slot is free as soon as the handler has returned: the next claim overlaps this outcome's write.
+        self.inFlight.handlerFinished(job)
+        self.wakeUps.wake(job.queue)
         do {
             try await self.record(
                 outcome, of: job, stop: stop, retryPolicy: entry?.retryPolicy ?? RetryPolicy(), duration: duration, logger: logger)
