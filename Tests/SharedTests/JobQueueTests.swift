@@ -161,9 +161,14 @@ struct JobQueueTests {
     func heartbeat() async throws {
         try await TestDatabase.with { database async throws in
             let id = try await database.jobs.enqueue(try TestJobs.job()).jobID!
-            _ = try await database.jobs.claim(queue: "test", limit: 1, owner: "alive", lease: .milliseconds(1))
-            #expect(try await database.jobs.extendLeases(of: [id], owner: "alive", lease: .seconds(60)) == [id])
-            #expect(try await database.jobs.extendLeases(of: [id], owner: "someone-else", lease: .seconds(60)).isEmpty)
+            let claim = try await database.jobs.claim(queue: "test", limit: 1, owner: "alive", lease: .milliseconds(1))[0]
+            #expect(try await database.jobs.extendLeases(of: [claim.fence], owner: "alive", lease: .seconds(60)) == [claim.fence])
+            #expect(try await database.jobs.extendLeases(of: [claim.fence], owner: "someone-else", lease: .seconds(60)).isEmpty)
+            let earlier = JobAttempt(id: id, attempt: claim.attempt - 1)
+            #expect(
+                try await database.jobs.extendLeases(of: [earlier], owner: "alive", lease: .seconds(60)).isEmpty,
+                "an earlier attempt of the same job by the same process holds nothing"
+            )
             #expect(try await database.jobs.rescueExpired().isEmpty)
         }
     }
@@ -293,6 +298,53 @@ struct JobQueueTests {
                 return payloads
             }
             #expect(received.sorted() == ["other", "test"])
+        }
+    }
+
+    /// The stale write arrives while the rescue and the new claim are still uncommitted, so it waits for the row
+    /// lock and then sees the new row version: its fence must be checked against that version.
+    @Test("a stale worker's write that waits for the row lock is still refused", arguments: ["fail", "complete", "snooze"])
+    func fencingUnderLockWait(operation: String) async throws {
+        try await TestDatabase.with { database async throws in
+            let id = try await database.jobs.enqueue(try TestJobs.job()).jobID!
+            let stale = try await database.jobs.claim(queue: "test", limit: 1, owner: "worker-a", lease: self.lease)[0]
+            let settings = database.settings
+            let other = try await PostgresConnection.connect(
+                configuration: .init(
+                    host: settings.host, port: settings.port, username: settings.username, password: settings.password,
+                    database: settings.database, tls: .disable
+                ),
+                id: 7,
+                logger: database.logger
+            )
+            // The rescuer and worker B, in one transaction that is not committed yet.
+            try await other.query("BEGIN", logger: database.logger)
+            try await other.query(
+                "UPDATE jobs SET attempt = 2, lease_owner = 'worker-b', lease_expires_at = now() + interval '1 minute' WHERE id = \(id.rawValue)",
+                logger: database.logger
+            )
+            let accepted = try await withThrowingTaskGroup(of: Bool.self) { group in
+                group.addTask {
+                    switch operation {
+                    case "fail": try await database.jobs.fail(stale, error: "late", retryAfter: .zero, giveUp: false) != nil
+                    case "complete": try await database.jobs.complete([stale]).isEmpty
+                    default: try await database.jobs.snooze(stale, for: .zero)
+                    }
+                }
+                let waiting = try await eventually {
+                    try await database.scalar(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                        as: Int.self
+                    ) == 1
+                }
+                #expect(waiting, "the stale write should be waiting for the row lock")
+                try await other.query("COMMIT", logger: database.logger)
+                return try await group.next()!
+            }
+            try await other.close()
+            #expect(accepted == false)
+            let job = try await database.jobs.job(id)
+            #expect(job?.state == .running && job?.leaseOwner == "worker-b" && job?.attempt == 2 && job?.lastError == nil)
         }
     }
 }

@@ -73,6 +73,12 @@ struct ProcessTests {
                 let metrics = try await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/metrics"), timeout: .seconds(2))
                 #expect(metrics.status == .ok)
                 #expect(metrics.headers.first(name: "content-type")?.hasPrefix("text/plain") == true)
+                let queue = ["SyncWorker": Queues.sync, "Notifier": Queues.notifications][executable]
+                if let queue {
+                    // A worker reports its own queue's depth from the start, even while the queue is empty.
+                    let body = String(buffer: try await metrics.body.collect(upTo: 1 << 20))
+                    #expect(body.contains(#"portal_jobs{queue="\#(queue)",state="available"} 0"#), "\(body)")
+                }
             } catch {
                 try? await http.shutdown()
                 throw error

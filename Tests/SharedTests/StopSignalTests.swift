@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import Shared
@@ -31,5 +32,30 @@ struct StopSignalTests {
         waiter.cancel()
         await waiter.value
         #expect(signal.reason == nil)
+    }
+
+    @Test("two claims of the same job in one process are tracked, stopped and removed separately")
+    func inFlightPerClaim() {
+        let inFlight = InFlightJobs()
+        func claim(_ attempt: Int) -> ClaimedJob {
+            ClaimedJob(
+                id: JobID(rawValue: 42), queue: "test", kind: "k", payload: "{}", attempt: attempt, maxAttempts: 5,
+                leaseOwner: "me", createdAt: Date(), startDelay: .zero, traceID: nil
+            )
+        }
+        let first = inFlight.insert(claim(1))
+        let second = inFlight.insert(claim(2))
+        #expect(inFlight.count(queue: "test") == 2)
+        #expect(
+            Set(inFlight.attempts) == [JobAttempt(id: JobID(rawValue: 42), attempt: 1), JobAttempt(id: JobID(rawValue: 42), attempt: 2)])
+
+        inFlight.stop([JobAttempt(id: JobID(rawValue: 42), attempt: 1)], reason: .leaseLost)
+        #expect(first.reason == .leaseLost)
+        #expect(second.reason == nil, "the newer attempt keeps running")
+
+        inFlight.handlerFinished(first)
+        #expect(inFlight.count(queue: "test") == 1)
+        inFlight.remove(first)
+        #expect(inFlight.attempts == [JobAttempt(id: JobID(rawValue: 42), attempt: 2)], "removing the old claim leaves the new one tracked")
     }
 }

@@ -159,6 +159,8 @@ public struct Migrator: Sendable {
     /// ahead is accepted (with a notice): during a rolling upgrade, migrations run before the new code, and the
     /// old processes still running must keep working against the newer, backward-compatible schema.
     public func requireCurrent() async throws {
+        // Without its migration files this build cannot tell what it needs; it must not accept any database.
+        guard !self.migrations.isEmpty else { throw SchemaError.missingFiles("no migrations are bundled with this build") }
         let done = try await self.client.withConnection { try await self.appliedChecksums(on: $0) }
         try self.verifyUnchanged(done)
         let version = done.keys.max() ?? 0

@@ -54,6 +54,10 @@ final class StopSignal: Sendable {
 
 /// The jobs this process is running, for the heartbeat (which leases to extend) and for shutdown (what to wait
 /// for, and what to stop).
+///
+/// Entries are kept per claim, not per job id: the same job can be claimed again by this process while an earlier
+/// attempt's handler is still winding down (its lease was lost and the job was rescued, or it was snoozed for zero
+/// seconds), and the two must be stopped, counted and removed separately.
 final class InFlightJobs: Sendable {
     private struct Entry {
         let job: ClaimedJob
@@ -64,30 +68,31 @@ final class InFlightJobs: Sendable {
     }
 
     private struct State {
-        var entries: [JobID: Entry] = [:]
+        var entries: [ObjectIdentifier: Entry] = [:]
         var idleWaiters: [String: CheckedContinuation<Void, Never>] = [:]
     }
 
     private let state = Mutex(State())
 
+    /// Tracks a new claim; the returned signal identifies it from then on.
     func insert(_ job: ClaimedJob) -> StopSignal {
         let stop = StopSignal()
-        self.state.withLock { $0.entries[job.id] = Entry(job: job, stop: stop) }
+        self.state.withLock { $0.entries[ObjectIdentifier(stop)] = Entry(job: job, stop: stop) }
         return stop
     }
 
-    func remove(_ job: ClaimedJob) {
-        let waiter = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
-            state.entries[job.id] = nil
-            guard !state.entries.values.contains(where: { $0.job.queue == job.queue }) else { return nil }
-            return state.idleWaiters.removeValue(forKey: job.queue)
-        }
-        waiter?.resume()
+    /// Frees the claim's slot: its handler has returned, and only its outcome remains to be written.
+    func handlerFinished(_ claim: StopSignal) {
+        self.state.withLock { $0.entries[ObjectIdentifier(claim)]?.handlerRunning = false }
     }
 
-    /// Frees the job's slot: its handler has returned, and only its outcome remains to be written.
-    func handlerFinished(_ job: ClaimedJob) {
-        self.state.withLock { $0.entries[job.id]?.handlerRunning = false }
+    func remove(_ claim: StopSignal) {
+        let waiter = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard let queue = state.entries.removeValue(forKey: ObjectIdentifier(claim))?.job.queue else { return nil }
+            guard !state.entries.values.contains(where: { $0.job.queue == queue }) else { return nil }
+            return state.idleWaiters.removeValue(forKey: queue)
+        }
+        waiter?.resume()
     }
 
     /// The slots of `queue` in use: handlers still running.
@@ -95,10 +100,12 @@ final class InFlightJobs: Sendable {
         self.state.withLock { $0.entries.values.count { $0.job.queue == queue && $0.handlerRunning } }
     }
 
-    var ids: [JobID] { self.state.withLock { Array($0.entries.keys) } }
+    /// The attempts whose leases the heartbeat keeps alive.
+    var attempts: [JobAttempt] { self.state.withLock { $0.entries.values.map(\.job.fence) } }
 
-    func stop(_ ids: some Sequence<JobID>, reason: StopReason) {
-        let signals = self.state.withLock { state in ids.compactMap { state.entries[$0]?.stop } }
+    /// Stops the handlers of the given attempts.
+    func stop(_ attempts: Set<JobAttempt>, reason: StopReason) {
+        let signals = self.state.withLock { $0.entries.values.filter { attempts.contains($0.job.fence) }.map(\.stop) }
         for signal in signals { signal.trigger(reason) }
     }
 
@@ -120,7 +127,7 @@ final class InFlightJobs: Sendable {
             }
             let idle = await group.next() ?? false
             group.cancelAll()
-            return idle || self.count(queue: queue) == 0
+            return idle || !self.state.withLock { $0.entries.values.contains { $0.job.queue == queue } }
         }
     }
 
@@ -145,6 +152,7 @@ final class InFlightJobs: Sendable {
 /// look for work; wake-ups that arrive while it is busy collapse into one.
 struct QueueWakeUps: Sendable {
     private let streams: [String: (stream: AsyncStream<Void>, continuation: AsyncStream<Void>.Continuation)]
+    private let finished = FinishedFlag()
 
     init(queues: [String]) {
         var streams: [String: (AsyncStream<Void>, AsyncStream<Void>.Continuation)] = [:]
@@ -170,6 +178,15 @@ struct QueueWakeUps: Sendable {
 
     /// Ends every stream: the runners stop claiming and start draining.
     func finishAll() {
+        self.finished.value.store(true, ordering: .releasing)
         for (_, entry) in self.streams { entry.continuation.finish() }
     }
+
+    /// True once shutdown began: a runner checks it before each claim, since a wake-up that was already buffered is
+    /// still delivered after the stream finished.
+    var isFinished: Bool { self.finished.value.load(ordering: .acquiring) }
+}
+
+private final class FinishedFlag: Sendable {
+    let value = Atomic<Bool>(false)
 }

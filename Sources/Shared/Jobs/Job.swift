@@ -73,6 +73,17 @@ public enum EnqueueResult: Sendable, Equatable {
     }
 }
 
+/// One attempt of a job: what every state change of a running job is fenced on, with the lease owner.
+public struct JobAttempt: Hashable, Sendable {
+    public let id: JobID
+    public let attempt: Int
+
+    public init(id: JobID, attempt: Int) {
+        self.id = id
+        self.attempt = attempt
+    }
+}
+
 /// A job claimed by this process: it holds the lease until it completes, fails, snoozes or releases it.
 public struct ClaimedJob: Sendable {
     public let id: JobID
@@ -87,6 +98,9 @@ public struct ClaimedJob: Sendable {
     /// How long the job waited between being due and being claimed.
     public let startDelay: Duration
     public let traceID: String?
+
+    /// This claim's fence (with ``leaseOwner``).
+    public var fence: JobAttempt { JobAttempt(id: self.id, attempt: self.attempt) }
 
     public func decodePayload<Payload: Decodable>(as type: Payload.Type = Payload.self) throws -> Payload {
         try JSONDecoder.jobs.decode(Payload.self, from: Data(self.payload.utf8))

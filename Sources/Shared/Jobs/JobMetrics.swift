@@ -40,7 +40,15 @@ public struct JobMetrics: Sendable {
         Counter(label: "portal_job_rescues_total", dimensions: [("queue", queue)], factory: self.factory).increment()
     }
 
-    func recordDepth(_ depths: [QueueDepth]) {
+    /// Reports queue depth. `served` are this process's own queues: they are reported (as 0) even when empty, so
+    /// a dashboard shows a quiet queue rather than a missing one.
+    func recordDepth(_ reported: [QueueDepth], served: [String] = []) {
+        let known = Set(reported.map(\.queue))
+        let depths =
+            reported
+            + served.filter { !known.contains($0) }.map {
+                QueueDepth(queue: $0, available: 0, scheduled: 0, running: 0, dead: 0, oldestAvailableSeconds: 0)
+            }
         let present = Set(depths.map(\.queue))
         let vanished = self.reportedQueues.state.withLock { reported in
             defer { reported = present }

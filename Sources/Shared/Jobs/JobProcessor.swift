@@ -67,7 +67,11 @@ public struct JobProcessor: Service {
                 maintenance.addTask { await self.every(self.settings.lease / 3) { try await self.heartbeat() } }
                 maintenance.addTask { await self.every(self.settings.rescueInterval, jitter: true) { try await self.rescue() } }
                 maintenance.addTask { await self.every(.seconds(300), jitter: true) { try await self.prune() } }
-                maintenance.addTask { await self.every(.seconds(15)) { self.metrics.recordDepth(try await self.jobs.depth()) } }
+                maintenance.addTask {
+                    await self.every(.seconds(15), immediately: true) {
+                        self.metrics.recordDepth(try await self.jobs.depth(), served: self.queues)
+                    }
+                }
                 for queue in self.queues {
                     maintenance.addTask { await self.every(self.settings.pollInterval) { self.wakeUps.wake(queue) } }
                 }
@@ -91,7 +95,7 @@ public struct JobProcessor: Service {
         await withDiscardingTaskGroup { group in
             for await _ in self.wakeUps.stream(for: queue) {
                 var free = capacity - self.inFlight.count(queue: queue)
-                while free > 0 {
+                while free > 0, !self.wakeUps.isFinished {
                     let claimed: [ClaimedJob]
                     do {
                         claimed = try await self.jobs.claim(queue: queue, limit: free, owner: self.owner, lease: self.settings.lease)
@@ -103,7 +107,7 @@ public struct JobProcessor: Service {
                         let stop = self.inFlight.insert(job)
                         group.addTask {
                             await self.execute(job, stop: stop)
-                            self.inFlight.remove(job)
+                            self.inFlight.remove(stop)
                         }
                     }
                     guard claimed.count == free else { break }
@@ -148,7 +152,7 @@ public struct JobProcessor: Service {
         }
         let duration = ContinuousClock.now - started
         // The slot is free as soon as the handler has returned: the next claim overlaps this outcome's write.
-        self.inFlight.handlerFinished(job)
+        self.inFlight.handlerFinished(stop)
         self.wakeUps.wake(job.queue)
         do {
             try await self.record(
@@ -260,12 +264,12 @@ public struct JobProcessor: Service {
     }
 
     private func heartbeat() async throws {
-        let ids = self.inFlight.ids
-        guard !ids.isEmpty else { return }
-        let held = try await self.jobs.extendLeases(of: ids, owner: self.owner, lease: self.settings.lease)
-        let lost = Set(ids).subtracting(held)
+        let attempts = self.inFlight.attempts
+        guard !attempts.isEmpty else { return }
+        let held = try await self.jobs.extendLeases(of: attempts, owner: self.owner, lease: self.settings.lease)
+        let lost = Set(attempts).subtracting(held)
         if !lost.isEmpty {
-            self.logger.warning("leases lost; stopping those jobs", metadata: ["portal.job.ids": "\(lost.map(\.description).sorted())"])
+            self.logger.warning("leases lost; stopping those jobs", metadata: ["portal.job.ids": "\(lost.map(\.id.description).sorted())"])
             self.inFlight.stop(lost, reason: .leaseLost)
         }
     }
@@ -293,15 +297,25 @@ public struct JobProcessor: Service {
     }
 
     /// Runs `body` every `interval` until cancelled; an error is logged and the loop goes on. With `jitter`, each
-    /// wait is 75-125% of the interval, so that many processes do not all run their chores at the same moment.
-    private func every(_ interval: Duration, jitter: Bool = false, _ body: @Sendable () async throws -> Void) async {
+    /// wait is 75-125% of the interval, so that many processes do not all run their chores at the same moment. With
+    /// `immediately`, the first run does not wait.
+    private func every(
+        _ interval: Duration,
+        jitter: Bool = false,
+        immediately: Bool = false,
+        _ body: @Sendable () async throws -> Void
+    ) async {
+        var first = true
         while !Task.isCancelled {
             let wait = jitter ? interval * Double.random(in: 0.75...1.25) : interval
-            do {
-                try await Task.sleep(for: wait)
-            } catch {
-                return
+            if !(first && immediately) {
+                do {
+                    try await Task.sleep(for: wait)
+                } catch {
+                    return
+                }
             }
+            first = false
             do {
                 try await body()
             } catch {

@@ -120,11 +120,18 @@ public struct JobQueue: Sendable {
         guard let owner = jobs.first?.leaseOwner else { return [] }
         precondition(jobs.allSatisfy { $0.leaseOwner == owner }, "jobs of one processor share its lease owner")
         let query: PostgresQuery = """
+            WITH held AS (
+                SELECT jobs.id, jobs.attempt FROM jobs
+                JOIN unnest(\(jobs.map(\.id.rawValue)), \(jobs.map { Int32($0.attempt) })) AS done(id, attempt)
+                  ON jobs.id = done.id AND jobs.attempt = done.attempt
+                WHERE jobs.lease_owner = \(owner) AND jobs.state = 'running'
+                ORDER BY jobs.id
+                FOR UPDATE OF jobs
+            )
             UPDATE jobs
             SET state = 'completed', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL
-            FROM unnest(\(jobs.map(\.id.rawValue)), \(jobs.map { Int32($0.attempt) })) AS done(id, attempt)
-            WHERE jobs.id = done.id AND jobs.attempt = done.attempt AND jobs.lease_owner = \(owner)
-              AND jobs.state = 'running'
+            FROM held
+            WHERE jobs.id = held.id AND jobs.attempt = held.attempt AND jobs.lease_owner = \(owner) AND jobs.state = 'running'
             RETURNING jobs.id
             """
         var accepted = Set<JobID>()
@@ -137,20 +144,17 @@ public struct JobQueue: Sendable {
     /// Records a failed attempt: back to `pending` after `retryAfter`, or `dead` when `giveUp` is set or the job
     /// has no attempts left. Returns the new state, or `nil` when the attempt no longer holds the lease.
     public func fail(_ job: ClaimedJob, error: String, retryAfter: Duration, giveUp: Bool) async throws -> JobState? {
+        // The fence must be in the UPDATE's own WHERE clause: when the row changed while this statement waited for
+        // its lock, PostgreSQL re-checks only that clause against the new row version.
         let query: PostgresQuery = """
-            WITH outcome AS (
-                SELECT id, (\(giveUp) OR attempt >= max_attempts) AS dead FROM jobs
-                WHERE id = \(job.id.rawValue) AND attempt = \(job.attempt) AND lease_owner = \(job.leaseOwner)
-                  AND state = 'running'
-            )
             UPDATE jobs
-            SET state = CASE WHEN outcome.dead THEN 'dead'::job_state ELSE 'pending'::job_state END,
-                run_at = CASE WHEN outcome.dead THEN jobs.run_at
+            SET state = CASE WHEN \(giveUp) OR jobs.attempt >= jobs.max_attempts THEN 'dead'::job_state ELSE 'pending'::job_state END,
+                run_at = CASE WHEN \(giveUp) OR jobs.attempt >= jobs.max_attempts THEN jobs.run_at
                               ELSE now() + make_interval(secs => \(retryAfter.seconds)) END,
-                finished_at = CASE WHEN outcome.dead THEN now() END,
+                finished_at = CASE WHEN \(giveUp) OR jobs.attempt >= jobs.max_attempts THEN now() END,
                 last_error = \(String(error.prefix(4000))), lease_owner = NULL, lease_expires_at = NULL
-            FROM outcome
-            WHERE jobs.id = outcome.id
+            WHERE id = \(job.id.rawValue) AND attempt = \(job.attempt) AND lease_owner = \(job.leaseOwner)
+              AND state = 'running'
             RETURNING jobs.state::text
             """
         return try await self.client.query(query, logger: self.logger).decode(String.self).first { _ in true }
@@ -177,7 +181,14 @@ public struct JobQueue: Sendable {
                 SET state = 'pending', attempt = jobs.attempt - 1,
                     run_at = now() + make_interval(secs => \(delay.seconds)),
                     lease_owner = NULL, lease_expires_at = NULL
-                FROM unnest(\(jobs.map(\.id.rawValue)), \(jobs.map { Int32($0.attempt) })) AS held(id, attempt)
+                FROM (
+                    SELECT jobs.id, jobs.attempt FROM jobs
+                    JOIN unnest(\(jobs.map(\.id.rawValue)), \(jobs.map { Int32($0.attempt) })) AS mine(id, attempt)
+                      ON jobs.id = mine.id AND jobs.attempt = mine.attempt
+                    WHERE jobs.lease_owner = \(owner) AND jobs.state = 'running'
+                    ORDER BY jobs.id
+                    FOR UPDATE OF jobs
+                ) AS held
                 WHERE jobs.id = held.id AND jobs.attempt = held.attempt AND jobs.lease_owner = \(owner)
                   AND jobs.state = 'running'
                 RETURNING jobs.id, jobs.queue, jobs.run_at
@@ -197,18 +208,30 @@ public struct JobQueue: Sendable {
 
     // MARK: Leases
 
-    /// Extends the leases of running jobs held by `owner` (the heartbeat). Returns the ids still held; any id
-    /// missing from the answer has lost its lease and its handler should stop.
-    public func extendLeases(of ids: [JobID], owner: String, lease: Duration) async throws -> Set<JobID> {
-        guard !ids.isEmpty else { return [] }
+    /// Extends the leases of running attempts held by `owner` (the heartbeat). Returns the attempts still held;
+    /// any attempt missing from the answer has lost its lease and its handler should stop.
+    ///
+    /// Like every multi-row fenced update here, it locks rows in id order, so it cannot deadlock with a batch of
+    /// completions over the same jobs.
+    public func extendLeases(of attempts: [JobAttempt], owner: String, lease: Duration) async throws -> Set<JobAttempt> {
+        guard !attempts.isEmpty else { return [] }
         let query: PostgresQuery = """
+            WITH held AS (
+                SELECT jobs.id, jobs.attempt FROM jobs
+                JOIN unnest(\(attempts.map(\.id.rawValue)), \(attempts.map { Int32($0.attempt) })) AS mine(id, attempt)
+                  ON jobs.id = mine.id AND jobs.attempt = mine.attempt
+                WHERE jobs.lease_owner = \(owner) AND jobs.state = 'running'
+                ORDER BY jobs.id
+                FOR UPDATE OF jobs
+            )
             UPDATE jobs SET lease_expires_at = now() + make_interval(secs => \(lease.seconds))
-            WHERE id = ANY(\(ids.map(\.rawValue))) AND lease_owner = \(owner) AND state = 'running'
-            RETURNING id
+            FROM held
+            WHERE jobs.id = held.id AND jobs.attempt = held.attempt AND jobs.lease_owner = \(owner) AND jobs.state = 'running'
+            RETURNING jobs.id, jobs.attempt
             """
-        var held = Set<JobID>()
-        for try await id in try await self.client.query(query, logger: self.logger).decode(Int64.self) {
-            held.insert(JobID(rawValue: id))
+        var held = Set<JobAttempt>()
+        for try await (id, attempt) in try await self.client.query(query, logger: self.logger).decode((Int64, Int).self) {
+            held.insert(JobAttempt(id: JobID(rawValue: id), attempt: attempt))
         }
         return held
     }
