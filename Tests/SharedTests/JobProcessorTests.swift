@@ -23,7 +23,9 @@ struct JobProcessorTests {
                 // Wait until the processor's LISTEN connection is up, so only the notification can start the job.
                 #expect(
                     try await eventually {
-                        try await database.scalar("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'", as: Int.self) == 1
+                        try await database.scalar(
+                            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+                            as: Int.self) == 1
                     })
                 _ = try await database.jobs.enqueue(try TestJobs.job())
                 #expect(try await eventually(timeout: .seconds(5)) { done.finished == 1 })
@@ -142,6 +144,8 @@ struct JobProcessorTests {
             try await harness.run { group async throws in
                 #expect(try await eventually { running.current == 2 })
                 await group.triggerGracefulShutdown()
+                // The trigger returns before the processor has seen it; the quick job completes only after it has.
+                #expect(try await eventually { try await database.jobs.job(quick)?.state == .completed })
                 _ = try await database.jobs.enqueue(try TestJobs.job(3))
             }
             #expect(ContinuousClock.now - started < .seconds(30))

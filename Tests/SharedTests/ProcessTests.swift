@@ -75,9 +75,14 @@ struct ProcessTests {
                 #expect(metrics.headers.first(name: "content-type")?.hasPrefix("text/plain") == true)
                 let queue = ["SyncWorker": Queues.sync, "Notifier": Queues.notifications][executable]
                 if let queue {
-                    // A worker reports its own queue's depth from the start, even while the queue is empty.
-                    let body = String(buffer: try await metrics.body.collect(upTo: 1 << 20))
-                    #expect(body.contains(#"portal_jobs{queue="\#(queue)",state="available"} 0"#), "\(body)")
+                    // A worker reports its own queue's depth from its first moments, even while the queue is empty.
+                    let sample = #"portal_jobs{queue="\#(queue)",state="available"} 0"#
+                    let reported = try await eventually(timeout: .seconds(10)) {
+                        let response = try await http.execute(
+                            HTTPClientRequest(url: "http://127.0.0.1:\(port)/metrics"), timeout: .seconds(2))
+                        return String(buffer: try await response.body.collect(upTo: 1 << 20)).contains(sample)
+                    }
+                    #expect(reported, "\(executable) never reported \(sample)")
                 }
             } catch {
                 try? await http.shutdown()

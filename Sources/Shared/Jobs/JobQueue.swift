@@ -15,6 +15,19 @@ public struct JobQueue: Sendable {
     public let client: PostgresClient
     private let logger: Logger
 
+    /// A `woken` CTE that sends one NOTIFY per distinct queue among the rows of CTE `rows` that satisfy
+    /// `condition`. PostgreSQL keeps volatile calls in an unreferenced subquery's select list, and each statement
+    /// selects `FROM <rows>, woken`, so the CTE runs exactly once. Both arguments are constants of this file.
+    private static func wakeQueues(of rows: String, where condition: String) -> String {
+        """
+        woken AS (
+            SELECT count(*) AS queues
+            FROM (SELECT pg_notify('\(Self.notificationChannel)', queue)
+                  FROM (SELECT DISTINCT queue FROM \(rows) WHERE \(condition)) AS runnable) AS notified
+        )
+        """
+    }
+
     public init(client: PostgresClient, logger: Logger) {
         self.client = client
         self.logger = logger
@@ -51,11 +64,7 @@ public struct JobQueue: Sendable {
                 ORDER BY position
                 ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN ('pending', 'running') DO NOTHING
                 RETURNING id, queue, run_at, unique_key
-            ), woken AS (
-                SELECT count(*) AS queues
-                FROM (SELECT pg_notify(\(Self.notificationChannel), queue)
-                      FROM (SELECT DISTINCT queue FROM inserted WHERE run_at <= now()) AS runnable) AS notified
-            )
+            ), \(unescaped: Self.wakeQueues(of: "inserted", where: "run_at <= now()"))
             SELECT inserted.id, inserted.unique_key FROM inserted, woken ORDER BY inserted.id
             """
         var inserted: [(JobID, String?)] = []
@@ -192,11 +201,7 @@ public struct JobQueue: Sendable {
                 WHERE jobs.id = held.id AND jobs.attempt = held.attempt AND jobs.lease_owner = \(owner)
                   AND jobs.state = 'running'
                 RETURNING jobs.id, jobs.queue, jobs.run_at
-            ), woken AS (
-                SELECT count(*) AS queues
-                FROM (SELECT pg_notify(\(Self.notificationChannel), queue)
-                      FROM (SELECT DISTINCT queue FROM given WHERE run_at <= now()) AS runnable) AS notified
-            )
+            ), \(unescaped: Self.wakeQueues(of: "given", where: "run_at <= now()"))
             SELECT given.id FROM given, woken
             """
         var given = Set<JobID>()
@@ -266,11 +271,7 @@ public struct JobQueue: Sendable {
                 FROM expired
                 WHERE jobs.id = expired.id
                 RETURNING jobs.id, jobs.queue, jobs.kind, jobs.state
-            ), woken AS (
-                SELECT count(*) AS queues
-                FROM (SELECT pg_notify(\(Self.notificationChannel), queue)
-                      FROM (SELECT DISTINCT queue FROM rescued WHERE state = 'pending') AS runnable) AS notified
-            )
+            ), \(unescaped: Self.wakeQueues(of: "rescued", where: "state = 'pending'"))
             SELECT rescued.id, rescued.queue, rescued.kind, rescued.state::text FROM rescued, woken
             """
         var rescued: [RescuedJob] = []

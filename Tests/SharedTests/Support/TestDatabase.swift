@@ -31,6 +31,9 @@ struct TestDatabase: Sendable {
                 return true
             } catch let error as PSQLError where error.serverInfo?[.sqlState] == "55006" {
                 return false
+            } catch {
+                // PSQLError hides the server's message unless reflected; a setup failure must say what went wrong.
+                throw TestSetupError("could not create the test database: \(String(reflecting: error))")
             }
         }
         guard created else { throw TestSetupError("could not clone \(template): it stayed in use") }
@@ -42,6 +45,8 @@ struct TestDatabase: Sendable {
             result = try await client.whileRunning { try await body(database) }
         } catch {
             try? await drop(name, on: server)
+            // PSQLError's description hides the server's message; a failing test must show it.
+            if error is PSQLError { throw TestSetupError(String(reflecting: error)) }
             throw error
         }
         try await drop(name, on: server)
@@ -59,7 +64,7 @@ struct TestDatabase: Sendable {
         guard let url = ProcessInfo.processInfo.environment["PORTAL_TEST_DATABASE_URL"] else {
             throw TestSetupError("PORTAL_TEST_DATABASE_URL is not set: run the tests with scripts/test, which starts PostgreSQL")
         }
-        return try DatabaseSettings(url: url, variable: "PORTAL_TEST_DATABASE_URL", maximumConnections: 20)
+        return try DatabaseSettings(url: url, variable: "PORTAL_TEST_DATABASE_URL", maximumConnections: 8)
     }
 
     /// Runs `body` on a single connection to the server's maintenance database.
