@@ -127,27 +127,12 @@ public struct JobQueue: Sendable {
     /// holds the lease (the rescuer returned the job to the queue, and another attempt may be running).
     public func complete(_ jobs: [ClaimedJob]) async throws -> Set<JobID> {
         guard let owner = jobs.first?.leaseOwner else { return [] }
-        precondition(jobs.allSatisfy { $0.leaseOwner == owner }, "jobs of one processor share its lease owner")
-        let query: PostgresQuery = """
-            WITH held AS (
-                SELECT jobs.id, jobs.attempt FROM jobs
-                JOIN unnest(\(jobs.map(\.id.rawValue)), \(jobs.map { Int32($0.attempt) })) AS done(id, attempt)
-                  ON jobs.id = done.id AND jobs.attempt = done.attempt
-                WHERE jobs.lease_owner = \(owner) AND jobs.state = 'running'
-                ORDER BY jobs.id
-                FOR UPDATE OF jobs
-            )
-            UPDATE jobs
-            SET state = 'completed', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL
-            FROM held
-            WHERE jobs.id = held.id AND jobs.attempt = held.attempt AND jobs.lease_owner = \(owner) AND jobs.state = 'running'
-            RETURNING jobs.id
-            """
-        var accepted = Set<JobID>()
-        for try await id in try await self.client.query(query, logger: self.logger).decode(Int64.self) {
-            accepted.insert(JobID(rawValue: id))
-        }
-        return Set(jobs.map(\.id)).subtracting(accepted)
+        let completed = try await self.updateHeld(
+            jobs.map(\.fence),
+            owner: owner,
+            set: "state = 'completed', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL"
+        )
+        return Set(jobs.map(\.id)).subtracting(completed.map(\.id))
     }
 
     /// Records a failed attempt: back to `pending` after `retryAfter`, or `dead` when `giveUp` is set or the job
@@ -184,31 +169,13 @@ public struct JobQueue: Sendable {
 
     private func giveBack(_ jobs: [ClaimedJob], after delay: Duration) async throws -> Set<JobID> {
         guard let owner = jobs.first?.leaseOwner else { return [] }
-        let query: PostgresQuery = """
-            WITH given AS (
-                UPDATE jobs
-                SET state = 'pending', attempt = jobs.attempt - 1,
-                    run_at = now() + make_interval(secs => \(delay.seconds)),
-                    lease_owner = NULL, lease_expires_at = NULL
-                FROM (
-                    SELECT jobs.id, jobs.attempt FROM jobs
-                    JOIN unnest(\(jobs.map(\.id.rawValue)), \(jobs.map { Int32($0.attempt) })) AS mine(id, attempt)
-                      ON jobs.id = mine.id AND jobs.attempt = mine.attempt
-                    WHERE jobs.lease_owner = \(owner) AND jobs.state = 'running'
-                    ORDER BY jobs.id
-                    FOR UPDATE OF jobs
-                ) AS held
-                WHERE jobs.id = held.id AND jobs.attempt = held.attempt AND jobs.lease_owner = \(owner)
-                  AND jobs.state = 'running'
-                RETURNING jobs.id, jobs.queue, jobs.run_at
-            ), \(unescaped: Self.wakeQueues(of: "given", where: "run_at <= now()"))
-            SELECT given.id FROM given, woken
-            """
-        var given = Set<JobID>()
-        for try await id in try await self.client.query(query, logger: self.logger).decode(Int64.self) {
-            given.insert(JobID(rawValue: id))
-        }
-        return given
+        let given = try await self.updateHeld(
+            jobs.map(\.fence),
+            owner: owner,
+            set: "state = 'pending', attempt = jobs.attempt - 1, run_at = now() + held.delay, lease_owner = NULL, lease_expires_at = NULL",
+            delay: delay
+        )
+        return Set(given.map(\.id))
     }
 
     // MARK: Leases
@@ -219,26 +186,42 @@ public struct JobQueue: Sendable {
     /// Like every multi-row fenced update here, it locks rows in id order, so it cannot deadlock with a batch of
     /// completions over the same jobs.
     public func extendLeases(of attempts: [JobAttempt], owner: String, lease: Duration) async throws -> Set<JobAttempt> {
+        try await self.updateHeld(attempts, owner: owner, set: "lease_expires_at = now() + held.delay", delay: lease)
+    }
+
+    /// The one fenced multi-row update: applies `assignments` (a constant `SET` list of this file, which may use
+    /// `held.delay`) to those of `attempts` that `owner` still holds, and returns the attempts it changed.
+    ///
+    /// The rows are locked in id order before they are changed, so completions, releases and heartbeats over the
+    /// same jobs never deadlock; the fence is checked on the locked rows and again in the UPDATE's own WHERE
+    /// clause. Jobs that became runnable wake their queue.
+    private func updateHeld(
+        _ attempts: [JobAttempt], owner: String, set assignments: String, delay: Duration = .zero
+    ) async throws
+        -> Set<JobAttempt>
+    {
         guard !attempts.isEmpty else { return [] }
         let query: PostgresQuery = """
             WITH held AS (
-                SELECT jobs.id, jobs.attempt FROM jobs
+                SELECT jobs.id, jobs.attempt, make_interval(secs => \(delay.seconds)) AS delay FROM jobs
                 JOIN unnest(\(attempts.map(\.id.rawValue)), \(attempts.map { Int32($0.attempt) })) AS mine(id, attempt)
                   ON jobs.id = mine.id AND jobs.attempt = mine.attempt
                 WHERE jobs.lease_owner = \(owner) AND jobs.state = 'running'
                 ORDER BY jobs.id
                 FOR UPDATE OF jobs
-            )
-            UPDATE jobs SET lease_expires_at = now() + make_interval(secs => \(lease.seconds))
-            FROM held
-            WHERE jobs.id = held.id AND jobs.attempt = held.attempt AND jobs.lease_owner = \(owner) AND jobs.state = 'running'
-            RETURNING jobs.id, jobs.attempt
+            ), updated AS (
+                UPDATE jobs SET \(unescaped: assignments)
+                FROM held
+                WHERE jobs.id = held.id AND jobs.attempt = held.attempt AND jobs.lease_owner = \(owner) AND jobs.state = 'running'
+                RETURNING jobs.id, held.attempt, jobs.queue, jobs.state, jobs.run_at
+            ), \(unescaped: Self.wakeQueues(of: "updated", where: "state = 'pending' AND run_at <= now()"))
+            SELECT updated.id, updated.attempt FROM updated, woken
             """
-        var held = Set<JobAttempt>()
+        var updated = Set<JobAttempt>()
         for try await (id, attempt) in try await self.client.query(query, logger: self.logger).decode((Int64, Int).self) {
-            held.insert(JobAttempt(id: JobID(rawValue: id), attempt: attempt))
+            updated.insert(JobAttempt(id: JobID(rawValue: id), attempt: attempt))
         }
-        return held
+        return updated
     }
 
     /// A job the rescuer took back from a worker that stopped sending heartbeats.

@@ -41,8 +41,5 @@ public struct JobRegistry: Sendable {
         )
     }
 
-    /// The queues that have at least one registered kind.
-    public var kinds: [String] { self.entries.keys.sorted() }
-
     func entry(for kind: String) -> Entry? { self.entries[kind] }
 }
