@@ -28,6 +28,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        // ID tokens and access tokens from the OpenID Connect broker: JWS verification against its JWKS.
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
+        // jwt-kit 5 needs swift-crypto 4; named here too because we use its HMAC and SHA-256 directly.
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         // Tests only: parsing docker-compose.yml to check it against the code.
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
@@ -45,6 +49,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             resources: [.copy("Database/Migrations")],
             swiftSettings: strictSettings
@@ -54,7 +60,12 @@ let package = Package(
             dependencies: [
                 "Shared",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
+            resources: [.copy("Resources/openapi.json")],
             swiftSettings: strictSettings
         ),
         .executableTarget(
@@ -89,12 +100,15 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
-            name: "SharedTests",
+            name: "PortalTests",
             dependencies: [
                 "Shared",
+                "PortalAPI",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strictSettings
         ),

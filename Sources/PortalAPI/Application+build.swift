@@ -1,19 +1,57 @@
+import AsyncHTTPClient
 import Hummingbird
+import Logging
 import Shared
 
-/// Builds the API application. Tests call this same builder.
+/// The API's router, with what tests need to look at besides it.
+struct APIRouter {
+    let router: Router<APIRequestContext>
+    /// Every API endpoint with its access level (the operational endpoints are not in it).
+    let catalog: RouteCatalog
+    let identity: IdentityServices
+}
+
+/// Builds the router: the conventions middleware around everything, the operational endpoints, then the API.
+/// Tests call this with the same arguments as the server.
+func buildRouter(_ process: PortalProcess, settings: APISettings, http: HTTPClient = .shared) throws -> APIRouter {
+    let router = Router(context: APIRequestContext.self)
+    router.add(middleware: MetricsMiddleware())
+    router.add(middleware: APIConventionsMiddleware())
+    OperationalRoutes(migrator: process.migrator, prometheus: process.prometheus).register(on: router)
+
+    var oidcLogger = process.logger
+    oidcLogger[metadataKey: "portal.component"] = "oidc"
+    let oidc = settings.oidc.map { OIDCClient(settings: $0, http: http, logger: oidcLogger) }
+    let identity = IdentityServices(database: process.database, settings: settings, oidc: oidc, logger: process.logger)
+    let routes = APIRoutes(router: router, identity: identity)
+    try OpenAPIController().register(on: routes)
+    AuthController(identity: identity).register(on: routes)
+    MeController(identity: identity).register(on: routes)
+    DepartmentController().register(on: routes)
+    return APIRouter(router: router, catalog: routes.catalog, identity: identity)
+}
+
+/// Builds the API application. The server starts only when the schema is current.
 ///
-/// Services run in this order and stop in reverse: the database client, then the HTTP server. The server starts
-/// only when the schema is current.
-func buildApplication(_ process: PortalProcess) -> some ApplicationProtocol {
-    let router = process.makeRouter()
-    router.middlewares.add(MetricsMiddleware())
+/// Services run in this order and stop in reverse: the database client, the session pruner, then the HTTP server.
+func buildApplication(_ process: PortalProcess, settings: APISettings) throws -> some ApplicationProtocol {
+    let api = try buildRouter(process, settings: settings)
     var application = Application(
-        router: router,
+        router: api.router,
         configuration: process.httpConfiguration,
-        services: [process.database],
+        services: [process.database, SessionPruner(sessions: api.identity.sessions, database: process.database, logger: process.logger)],
         logger: process.logger
     )
-    application.beforeServerStarts { try await process.requireCurrentSchema() }
+    application.beforeServerStarts {
+        try await process.requireCurrentSchema()
+        if settings.devLogin {
+            process.logger.critical(
+                "PORTAL_DEV_LOGIN is on: anyone can log in as any BSN at /auth/dev-login. Never run this in production."
+            )
+        }
+        if settings.oidc == nil {
+            process.logger.notice("PORTAL_OIDC_ISSUER is not set: no broker login and no bearer tokens")
+        }
+    }
     return application
 }

@@ -7,7 +7,7 @@ struct PortalAPICommand: AsyncParsableCommand {
         commandName: "PortalAPI",
         abstract: "The resident portal's HTTP API and operator commands.",
         discussion: "Settings come from PORTAL_* environment variables; see docs/CONFIGURATION.md.",
-        subcommands: [ServeCommand.self, MigrateCommand.self],
+        subcommands: [ServeCommand.self, MigrateCommand.self, DepartmentCommand.self],
         defaultSubcommand: ServeCommand.self
     )
 }

@@ -10,8 +10,18 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = EntryPoint.configuration(for: "PortalAPI", defaultHTTPPort: 8080)
+        let settings: APISettings
+        do {
+            settings = try APISettings(portal: configuration)
+        } catch {
+            EntryPoint.fail("PortalAPI", error, status: 78)
+        }
         let (logger, prometheus) = EntryPoint.bootstrap("PortalAPI", configuration: configuration)
         let process = PortalProcess(name: "PortalAPI", configuration: configuration, prometheus: prometheus, logger: logger)
-        await EntryPoint.run("PortalAPI", buildApplication(process))
+        do {
+            await EntryPoint.run("PortalAPI", try buildApplication(process, settings: settings))
+        } catch {
+            EntryPoint.fail("PortalAPI", error, status: 1)
+        }
     }
 }

@@ -16,6 +16,7 @@ struct ProcessTests {
         return [
             "PORTAL_DATABASE_URL": "postgres://\(settings.username)@\(settings.host):\(settings.port)/\(settings.database)?sslmode=disable",
             "PORTAL_HTTP_PORT": "\(port)",
+            "PORTAL_AUDIT_KEY": APIHarness.auditKey,
         ]
     }
 

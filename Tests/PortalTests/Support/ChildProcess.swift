@@ -6,6 +6,7 @@ import Synchronization
 final class ChildProcess: Sendable {
     let name: String
     let outputFile: URL
+    private let keepOutput: Bool
     private let process: Process
     private let exit = ExitState()
 
@@ -17,7 +18,10 @@ final class ChildProcess: Sendable {
         guard FileManager.default.isExecutableFile(atPath: executable.path) else {
             throw TestSetupError("\(executable.path) is missing: build every product first (swift build --build-tests)")
         }
-        self.outputFile = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString).log")
+        // Kept in the test log folder when there is one, for the scan of everything the suite logged.
+        let folder = TestLog.folder ?? FileManager.default.temporaryDirectory
+        self.keepOutput = TestLog.folder != nil
+        self.outputFile = folder.appendingPathComponent("\(name)-\(UUID().uuidString).log")
         _ = FileManager.default.createFile(atPath: self.outputFile.path, contents: nil)
         let output = try FileHandle(forWritingTo: self.outputFile)
         self.process = Process()
@@ -61,7 +65,7 @@ final class ChildProcess: Sendable {
 
     deinit {
         if self.process.isRunning { kill(self.process.processIdentifier, SIGKILL) }
-        try? FileManager.default.removeItem(at: self.outputFile)
+        if !self.keepOutput { try? FileManager.default.removeItem(at: self.outputFile) }
     }
 }
 

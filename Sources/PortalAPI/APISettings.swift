@@ -1,0 +1,28 @@
+import Foundation
+import Shared
+
+/// The settings only the API reads, on top of ``PortalConfiguration``. Each key is in docs/CONFIGURATION.md.
+struct APISettings: Sendable {
+    /// `PORTAL_DEV_LOGIN` (default `false`): `POST /auth/dev-login` logs anyone in as any BSN. Never in production.
+    var devLogin: Bool
+    /// The `PORTAL_OIDC_*` settings; nil without `PORTAL_OIDC_ISSUER`.
+    var oidc: OIDCSettings?
+    /// `PORTAL_SESSION_IDLE_SECONDS` and `PORTAL_SESSION_ABSOLUTE_SECONDS`.
+    var sessions: SessionSettings
+    /// `PORTAL_AUDIT_KEY` (required): the key of the keyed hash that stands for a subject in the audit log.
+    var subjectHasher: SubjectHasher
+
+    init(devLogin: Bool, oidc: OIDCSettings?, sessions: SessionSettings, subjectHasher: SubjectHasher) {
+        self.devLogin = devLogin
+        self.oidc = oidc
+        self.sessions = sessions
+        self.subjectHasher = subjectHasher
+    }
+
+    init(environment: EnvironmentReader = EnvironmentReader(), portal: PortalConfiguration) throws(ConfigurationError) {
+        self.devLogin = try environment.boolean("PORTAL_DEV_LOGIN", default: false)
+        self.oidc = try OIDCSettings.read(environment, publicURL: portal.publicURL)
+        self.sessions = try SessionSettings(environment: environment)
+        self.subjectHasher = try SubjectHasher(environment: environment)
+    }
+}

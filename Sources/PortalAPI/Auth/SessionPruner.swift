@@ -1,0 +1,33 @@
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+import Shared
+
+/// Deletes expired sessions and login attempts every few minutes. Every API replica runs one; the deletes are
+/// idempotent, so running several at once only repeats work.
+struct SessionPruner: Service {
+    let sessions: SessionStore
+    let database: PostgresClient
+    let logger: Logger
+    var interval: Duration = .seconds(300)
+
+    /// Returns only at graceful shutdown (or cancellation).
+    func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            while true {
+                // Jittered, so that replicas started together do not prune at the same moment.
+                try await Task.sleep(for: self.interval * Double.random(in: 0.75...1.25))
+                await self.pruneOnce()
+            }
+        }
+    }
+
+    private func pruneOnce() async {
+        do {
+            let removed = try await self.sessions.prune(client: self.database, logger: self.logger)
+            if removed > 0 { self.logger.debug("pruned sessions", metadata: ["portal.sessions.removed": "\(removed)"]) }
+        } catch {
+            self.logger.warning("pruning sessions failed", metadata: ["error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,87 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import Shared
+
+/// The context of every API request: the trace id that ties log lines and audit records to it, and (once an
+/// authenticator has run) who is calling.
+struct APIRequestContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+    /// The W3C trace id from an incoming `traceparent` header, or a new one.
+    var traceID: String
+    /// Set by ``ResidentAuthenticator`` or ``DepartmentAuthenticator``; read it through ``ResidentRequestContext``
+    /// or ``DepartmentRequestContext``, where it is not optional.
+    var caller: Caller?
+
+    init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.traceID = Self.newTraceID()
+        self.caller = nil
+    }
+
+    /// 16 random bytes as 32 lowercase hexadecimal characters, the W3C trace-id format.
+    static func newTraceID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<16).map { _ in String(format: "%02x", UInt8.random(in: .min ... .max, using: &generator)) }.joined()
+    }
+
+    /// The trace id of a valid `traceparent` header (version 00), so our records join the caller's trace.
+    static func traceID(fromTraceparent header: String) -> String? {
+        let parts = header.split(separator: "-")
+        guard parts.count == 4, parts[0] == "00", parts[1].count == 32,
+            parts[1].allSatisfy({ $0.isHexDigit && !$0.isUppercase }),
+            parts[1] != String(repeating: "0", count: 32)
+        else { return nil }
+        return String(parts[1])
+    }
+}
+
+/// Who is calling an authenticated endpoint.
+enum Caller: Sendable {
+    case resident(ResidentCaller)
+    case department(Department)
+}
+
+/// A resident or business, with how they proved it.
+struct ResidentCaller: Sendable {
+    enum Credential: Sendable {
+        /// A browser session (cookie); state-changing requests carry its CSRF token.
+        case session(token: String, ActiveSession)
+        /// An access token from the broker, presented by a trusted frontend server.
+        case bearerToken
+    }
+
+    let resident: Resident
+    let credential: Credential
+}
+
+/// The context of a resident endpoint: the resident is not optional, so a handler cannot forget to check it.
+struct ResidentRequestContext: ChildRequestContext {
+    var coreContext: CoreRequestContextStorage
+    let traceID: String
+    let caller: ResidentCaller
+    var resident: Resident { self.caller.resident }
+
+    init(context: APIRequestContext) throws {
+        guard case .resident(let caller) = context.caller else { throw Problem.unauthorized() }
+        self.coreContext = context.coreContext
+        self.traceID = context.traceID
+        self.caller = caller
+    }
+}
+
+/// The context of a department endpoint: the department is not optional.
+struct DepartmentRequestContext: ChildRequestContext {
+    var coreContext: CoreRequestContextStorage
+    let traceID: String
+    let department: Department
+
+    init(context: APIRequestContext) throws {
+        guard case .department(let department) = context.caller else { throw Problem.unauthorized() }
+        self.coreContext = context.coreContext
+        self.traceID = context.traceID
+        self.department = department
+    }
+}
