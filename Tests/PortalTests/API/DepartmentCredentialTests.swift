@@ -67,7 +67,7 @@ struct DepartmentCredentialTests {
             ]
             let add = try ChildProcess("PortalAPI", environment: environment, arguments: ["department", "add", "--name", "Burgerzaken", "--json"])
             #expect(await add.waitForExit() == 0, "\(add.output)")
-            let lines = add.output.split(separator: "\n").filter { $0.hasPrefix("{") }
+            let lines = add.printed.split(separator: "\n")
             #expect(lines.count == 1, "\(add.output)")
             let issued = try JSONDecoder().decode([String: String].self, from: Data(try #require(lines.first).utf8))
             let id = try #require(issued["id"])
@@ -87,7 +87,7 @@ struct DepartmentCredentialTests {
             #expect(await rotate.waitForExit() == 0, "\(rotate.output)")
             let rotated = try JSONDecoder().decode(
                 [String: String].self,
-                from: Data(try #require(rotate.output.split(separator: "\n").first { $0.hasPrefix("{") }).utf8)
+                from: Data(try #require(rotate.printed.split(separator: "\n").first).utf8)
             )
             #expect(try await self.show(api, key).status == .unauthorized)
             #expect(try await self.show(api, try #require(rotated["apiKey"])).status == .ok)

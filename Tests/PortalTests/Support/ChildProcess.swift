@@ -3,10 +3,15 @@ import Synchronization
 
 /// One of the package's executables started as a real child process, with its output captured in files, so a
 /// test can kill it like an operator or a crash would.
+///
+/// Standard error (the process's log) is kept in the test log folder for the scan of everything the suite logged;
+/// standard output (what a command prints for its operator, such as a new API key) is not a log and is not kept.
 final class ChildProcess: Sendable {
     let name: String
+    /// Standard error: the log.
     let outputFile: URL
-    private let keepOutput: Bool
+    private let standardOutputFile: URL
+    private let keepLog: Bool
     private let process: Process
     private let exit = ExitState()
 
@@ -18,12 +23,15 @@ final class ChildProcess: Sendable {
         guard FileManager.default.isExecutableFile(atPath: executable.path) else {
             throw TestSetupError("\(executable.path) is missing: build every product first (swift build --build-tests)")
         }
-        // Kept in the test log folder when there is one, for the scan of everything the suite logged.
         let folder = TestLog.folder ?? FileManager.default.temporaryDirectory
-        self.keepOutput = TestLog.folder != nil
-        self.outputFile = folder.appendingPathComponent("\(name)-\(UUID().uuidString).log")
+        self.keepLog = TestLog.folder != nil
+        let id = UUID().uuidString
+        self.outputFile = folder.appendingPathComponent("\(name)-\(id).log")
+        self.standardOutputFile = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(id).out")
         _ = FileManager.default.createFile(atPath: self.outputFile.path, contents: nil)
-        let output = try FileHandle(forWritingTo: self.outputFile)
+        _ = FileManager.default.createFile(atPath: self.standardOutputFile.path, contents: nil)
+        let log = try FileHandle(forWritingTo: self.outputFile)
+        let output = try FileHandle(forWritingTo: self.standardOutputFile)
         self.process = Process()
         self.process.executableURL = executable
         self.process.arguments = arguments
@@ -32,7 +40,7 @@ final class ChildProcess: Sendable {
         merged.merge(environment) { _, new in new }
         self.process.environment = merged
         self.process.standardOutput = output
-        self.process.standardError = output
+        self.process.standardError = log
         self.process.standardInput = FileHandle.nullDevice
         self.process.terminationHandler = { [exit] process in
             let waiters = exit.state.withLock { state in
@@ -61,11 +69,16 @@ final class ChildProcess: Sendable {
         }
     }
 
-    var output: String { (try? String(contentsOf: self.outputFile, encoding: .utf8)) ?? "" }
+    /// Standard output: what a command printed for its operator.
+    var printed: String { (try? String(contentsOf: self.standardOutputFile, encoding: .utf8)) ?? "" }
+
+    /// Standard output, then standard error.
+    var output: String { self.printed + ((try? String(contentsOf: self.outputFile, encoding: .utf8)) ?? "") }
 
     deinit {
         if self.process.isRunning { kill(self.process.processIdentifier, SIGKILL) }
-        if !self.keepOutput { try? FileManager.default.removeItem(at: self.outputFile) }
+        if !self.keepLog { try? FileManager.default.removeItem(at: self.outputFile) }
+        try? FileManager.default.removeItem(at: self.standardOutputFile)
     }
 }
 
