@@ -103,8 +103,8 @@ struct DepartmentCommand: AsyncParsableCommand {
         }
     }
 
-    /// Runs `body` with a running database client, as an operator command: configuration errors exit 78, a
-    /// department error prints its one line and exits 1.
+    /// Runs `body` with a running database client, as an operator command: a configuration error exits 78, any
+    /// other error (a taken name, an unknown id, a schema that is behind) prints its one line and exits 1.
     static func withStore<T: Sendable>(
         _ body: @Sendable (DepartmentStore, PostgresClient, Logger) async throws -> T
     ) async throws -> T {
@@ -116,8 +116,6 @@ struct DepartmentCommand: AsyncParsableCommand {
                 try await process.migrator.requireCurrent()
                 return try await body(DepartmentStore(), process.database, logger)
             }
-        } catch let error as DepartmentError {
-            EntryPoint.fail("PortalAPI department", error, status: 1)
         } catch {
             EntryPoint.fail("PortalAPI department", error, status: 1)
         }

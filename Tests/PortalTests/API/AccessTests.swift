@@ -108,8 +108,9 @@ struct AccessTests {
                     }
                 }
                 #expect(documented == Set(api.catalog.routes), "dev login \(devLogin)")
-                #expect(document["info"].flatMap { if case .object(let info) = $0 { info["version"] } else { nil } }
-                    == .string(APIConventionsMiddleware.apiVersion))
+                #expect(
+                    document["info"].flatMap { if case .object(let info) = $0 { info["version"] } else { nil } }
+                        == .string(APIConventionsMiddleware.apiVersion))
             }
         }
     }

@@ -24,7 +24,8 @@ struct DepartmentCredentialTests {
             #expect(me.status == .ok)
             #expect(try APIHarness.object(me)["name"] == .string("Burgerzaken"))
             // Only the hash is stored.
-            let stored = try await client.query("SELECT count(*)::bigint FROM department_credentials WHERE key_hash = \(SecretToken.hash(first.apiKey))")
+            let stored = try await client.query(
+                "SELECT count(*)::bigint FROM department_credentials WHERE key_hash = \(SecretToken.hash(first.apiKey))")
             #expect(try await stored.decode(Int.self).reduce(0, +) == 1)
 
             let second = try await store.rotateKey(of: first.department.id, grace: .seconds(3600), client: client, logger: logger)
@@ -49,7 +50,8 @@ struct DepartmentCredentialTests {
     @Test("a department key is refused on resident endpoints, and a resident token on department endpoints")
     func kindsDoNotMix() async throws {
         try await APIHarness.with { api async throws in
-            let key = try await api.identity.departments.add(name: "Burgerzaken", client: api.database.client, logger: api.database.logger).apiKey
+            let key = try await api.identity.departments.add(name: "Burgerzaken", client: api.database.client, logger: api.database.logger)
+                .apiKey
             #expect(try await api.request(.get, "/api/v1/me", headers: [.authorization: "Bearer \(key)"]).status == .unauthorized)
             let token = try await #require(api.broker).accessToken()
             #expect(try await self.show(api, token).status == .unauthorized)
@@ -63,9 +65,11 @@ struct DepartmentCredentialTests {
         try await APIHarness.with { api async throws in
             let settings = api.database.settings
             let environment = [
-                "PORTAL_DATABASE_URL": "postgres://\(settings.username)@\(settings.host):\(settings.port)/\(settings.database)?sslmode=disable"
+                "PORTAL_DATABASE_URL":
+                    "postgres://\(settings.username)@\(settings.host):\(settings.port)/\(settings.database)?sslmode=disable"
             ]
-            let add = try ChildProcess("PortalAPI", environment: environment, arguments: ["department", "add", "--name", "Burgerzaken", "--json"])
+            let add = try ChildProcess(
+                "PortalAPI", environment: environment, arguments: ["department", "add", "--name", "Burgerzaken", "--json"])
             #expect(await add.waitForExit() == 0, "\(add.output)")
             let lines = add.printed.split(separator: "\n")
             #expect(lines.count == 1, "\(add.output)")
