@@ -123,6 +123,25 @@ struct ProcessTests {
             process.output == "SyncWorker: configuration error: PORTAL_HTTP_PORT must be a whole number from 0 to 65535, got \"http\"\n")
     }
 
+    @Test("the API needs an audit key, and warns loudly at start when the development login is on")
+    func apiIdentitySettings() async throws {
+        let withoutKey = try ChildProcess("PortalAPI", environment: ["PORTAL_DATABASE_URL": "postgres://portal@localhost/portal"])
+        #expect(await withoutKey.waitForExit() == 78)
+        #expect(withoutKey.output == "PortalAPI: configuration error: PORTAL_AUDIT_KEY is required but not set\n")
+
+        try await TestDatabase.with { database async throws in
+            var environment = self.environment(database, port: try freePort())
+            environment["PORTAL_DEV_LOGIN"] = "true"
+            let process = try ChildProcess("PortalAPI", environment: environment)
+            let warned = try await eventually(timeout: .seconds(30)) {
+                process.output.contains(#""level":"critical""#) && process.output.contains("PORTAL_DEV_LOGIN is on")
+            }
+            #expect(warned, "\(process.output)")
+            process.signal(SIGTERM)
+            #expect(await process.waitForExit() == 0)
+        }
+    }
+
     @Test("PortalAPI migrate applies the migrations, then finds nothing to do")
     func migrateCommand() async throws {
         try await TestDatabase.with(migrated: false) { database async throws in

@@ -86,17 +86,25 @@ public struct SessionStore: Sendable {
         return NewSession(token: token, csrfToken: csrfToken, expiresAt: expiresAt)
     }
 
-    /// Finds the session for a cookie value and marks it as used, in one statement; nil when it does not exist or
-    /// has expired (idle or absolute).
+    /// Finds the session for a cookie value, in one statement; nil when it does not exist or has expired (idle or
+    /// absolute). It marks the session as used only when it was last marked more than a minute ago, so that a
+    /// resident's burst of requests costs one write, not one each (the idle timeout is therefore exact to a minute).
     public func resume(token: String, client: PostgresClient, logger: Logger) async throws -> ActiveSession? {
+        let hash = SecretToken.hash(token)
         let rows = try await client.query(
             """
-            UPDATE sessions AS s SET last_seen_at = now()
-            FROM residents AS r
-            WHERE s.token_hash = \(SecretToken.hash(token)) AND r.id = s.resident_id
-              AND s.expires_at > now()
-              AND s.last_seen_at > now() - make_interval(secs => \(Self.seconds(self.settings.idleTimeout)))
-            RETURNING r.id, r.subject_kind, r.subject, r.locale, r.email, s.csrf_token, s.method, s.acr, s.expires_at
+            WITH found AS (
+                SELECT r.id, r.subject_kind, r.subject, r.locale, r.email, s.csrf_token, s.method, s.acr, s.expires_at,
+                       s.last_seen_at
+                FROM sessions AS s JOIN residents AS r ON r.id = s.resident_id
+                WHERE s.token_hash = \(hash)
+                  AND s.expires_at > now()
+                  AND s.last_seen_at > now() - make_interval(secs => \(Self.seconds(self.settings.idleTimeout)))
+            ), touched AS (
+                UPDATE sessions SET last_seen_at = now()
+                WHERE token_hash = \(hash) AND EXISTS (SELECT 1 FROM found WHERE last_seen_at < now() - interval '1 minute')
+            )
+            SELECT id, subject_kind, subject, locale, email, csrf_token, method, acr, expires_at FROM found
             """,
             logger: logger
         )

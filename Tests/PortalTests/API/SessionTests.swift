@@ -55,6 +55,16 @@ struct SessionTests {
             )
             #expect(try await api.request(.get, "/api/v1/me", headers: active.headers).status == .ok)
             #expect(try await api.identity.sessions.prune(client: api.database.client, logger: api.database.logger) == 2)
+
+            // A session used within the last minute is not written again.
+            try await api.database.client.query(
+                "UPDATE sessions SET last_seen_at = now() - interval '30 seconds' WHERE token_hash = \(Self.hash(active))"
+            )
+            #expect(try await api.request(.get, "/api/v1/me", headers: active.headers).status == .ok)
+            let age = try await api.database.client.query(
+                "SELECT extract(epoch FROM now() - last_seen_at)::float8 FROM sessions WHERE token_hash = \(Self.hash(active))"
+            )
+            #expect(try await age.decode(Double.self).reduce(0, +) >= 29)
             #expect(try await api.request(.get, "/api/v1/me", headers: active.headers).status == .ok)
         }
     }

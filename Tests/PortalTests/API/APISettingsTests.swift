@@ -1,0 +1,70 @@
+import Foundation
+import Testing
+
+@testable import PortalAPI
+@testable import Shared
+
+@Suite("API settings")
+struct APISettingsTests {
+    let portal: PortalConfiguration
+
+    init() throws {
+        self.portal = PortalConfiguration(
+            database: try DatabaseSettings(url: "postgres://portal@localhost/portal", maximumConnections: 4),
+            publicURL: try #require(URL(string: "https://mijn.gemeente.example"))
+        )
+    }
+
+    let valid = [
+        "PORTAL_AUDIT_KEY": "an-audit-key-of-at-least-32-characters",
+        "PORTAL_OIDC_ISSUER": "https://broker.example",
+        "PORTAL_OIDC_CLIENT_ID": "portal",
+        "PORTAL_OIDC_CLIENT_SECRET": "s3cret-client-secret",
+    ]
+
+    @Test("defaults: no development login, DigiD session times, audience from the client id")
+    func defaults() throws {
+        let settings = try APISettings(environment: EnvironmentReader(self.valid), portal: self.portal)
+        #expect(settings.devLogin == false)
+        #expect(settings.sessions.idleTimeout == .seconds(900))
+        #expect(settings.sessions.absoluteTimeout == .seconds(43_200))
+        let oidc = try #require(settings.oidc)
+        #expect(oidc.audience == "portal")
+        #expect(oidc.bsnClaim == "bsn" && oidc.kvkClaim == "kvk")
+        #expect(oidc.redirectURI == "https://mijn.gemeente.example/auth/callback")
+        #expect(oidc.minimumACR == nil)
+
+        var withoutBroker = self.valid
+        withoutBroker["PORTAL_OIDC_ISSUER"] = nil
+        #expect(try APISettings(environment: EnvironmentReader(withoutBroker), portal: self.portal).oidc == nil)
+    }
+
+    @Test(
+        "a missing or malformed setting stops the API with one line naming it, without echoing a secret",
+        arguments: [
+            ("PORTAL_AUDIT_KEY", nil),
+            ("PORTAL_AUDIT_KEY", "too-short-secret"),
+            ("PORTAL_OIDC_CLIENT_ID", nil),
+            ("PORTAL_OIDC_CLIENT_SECRET", nil),
+            ("PORTAL_OIDC_ISSUER", "http://broker.example"),
+            ("PORTAL_OIDC_ISSUER", "not a url"),
+            ("PORTAL_OIDC_MIN_ACR", "urn:example:unknown-level"),
+            ("PORTAL_DEV_LOGIN", "sometimes"),
+            ("PORTAL_SESSION_IDLE_SECONDS", "5"),
+            ("PORTAL_SESSION_ABSOLUTE_SECONDS", "600"),
+        ] as [(String, String?)]
+    )
+    func malformed(variable: String, value: String?) {
+        var environment = self.valid
+        environment[variable] = value
+        if variable == "PORTAL_SESSION_ABSOLUTE_SECONDS" { environment["PORTAL_SESSION_IDLE_SECONDS"] = "900" }
+        do {
+            _ = try APISettings(environment: EnvironmentReader(environment), portal: self.portal)
+            Issue.record("\(variable)=\(value ?? "(unset)") was accepted")
+        } catch {
+            #expect(error.variable == variable)
+            #expect(!error.description.contains("\n"))
+            #expect(!error.description.contains("s3cret") && !error.description.contains("too-short-secret"))
+        }
+    }
+}
