@@ -23,6 +23,12 @@ struct ResidentAuthenticator: RouterMiddleware {
             do {
                 verified = try await oidc.verifyAccessToken(token)
             } catch let error as OIDCError {
+                if case .brokerUnavailable = error {
+                    // Not the caller's fault: a 503, so the frontend does not log the resident out.
+                    context.logger.warning("cannot verify a bearer token", metadata: ["error": "\(error)"])
+                    throw Problem(
+                        status: .serviceUnavailable, code: "broker-unavailable", detail: "Tokens cannot be checked right now; try again.")
+                }
                 throw self.refuse("bearer-refused", error.description, request, context)
             }
             let resident = try await self.identity.residents.findOrCreate(
@@ -79,7 +85,13 @@ struct DepartmentAuthenticator: RouterMiddleware {
     let identity: IdentityServices
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let authorization = request.headers[.authorization] else { throw Problem.unauthorized() }
+        guard let authorization = request.headers[.authorization] else {
+            if request.cookies[IdentityServices.sessionCookie] != nil {
+                self.identity.security.record(
+                    "wrong-credential", reason: "a resident session on a department endpoint", traceID: context.traceID, request: request)
+            }
+            throw Problem.unauthorized()
+        }
         let parts = authorization.split(separator: " ", maxSplits: 1)
         guard parts.count == 2, parts[0].lowercased() == "bearer",
             let department = try await self.identity.departments.authenticate(

@@ -23,6 +23,7 @@ enum OIDCError: Error, Equatable, CustomStringConvertible {
     case issuedInFuture
     case notYetValid
     case wrongNonce
+    case idTokenAsBearer
     case insufficientAssurance
     case missingSubjectClaim
     case invalidSubject(SubjectError)
@@ -42,6 +43,7 @@ enum OIDCError: Error, Equatable, CustomStringConvertible {
         case .issuedInFuture: "the token is issued in the future"
         case .notYetValid: "the token is not valid yet"
         case .wrongNonce: "the ID token's nonce does not match this login"
+        case .idTokenAsBearer: "an ID token is not accepted as a bearer token"
         case .insufficientAssurance: "the login's assurance level (acr) is below the minimum"
         case .missingSubjectClaim: "the token carries no BSN or KvK number"
         case .invalidSubject(let error): "the token's subject number is invalid: \(error)"
@@ -93,7 +95,8 @@ actor OIDCClient {
     private let logger: Logger
     private var discovery: Discovery?
     private var keys = JWTKeyCollection()
-    private var keyIDs: [String: String?] = [:]
+    /// The usable key ids and the one algorithm each may be used with.
+    private var keyIDs: [String: String] = [:]
     private var keysFetchedAt: ContinuousClock.Instant?
 
     init(settings: OIDCSettings, http: HTTPClient, logger: Logger) {
@@ -182,9 +185,7 @@ actor OIDCClient {
         }
         guard let kid = header["kid"]?.stringValue, !kid.isEmpty else { throw OIDCError.missingKeyID }
         try await self.ensureKey(kid)
-        if let keyAlgorithm = self.keyIDs[kid] ?? nil, keyAlgorithm != alg {
-            throw OIDCError.unsupportedAlgorithm(alg)
-        }
+        guard self.keyIDs[kid] == alg else { throw OIDCError.unsupportedAlgorithm(alg) }
         let claims: Claims
         do {
             claims = try await self.keys.verify(token, as: Claims.self)
@@ -216,6 +217,10 @@ actor OIDCClient {
             guard let claimed = claims["nonce"]?.stringValue, SecretToken.constantTimeEquals(claimed, nonce) else {
                 throw OIDCError.wrongNonce
             }
+        } else if claims["nonce"] != nil || claims["at_hash"] != nil {
+            // Every ID token issued to us carries the nonce we sent; an ID token is not a bearer credential, even
+            // when the audience for access tokens is our client id.
+            throw OIDCError.idTokenAsBearer
         }
         let acr = claims["acr"]?.stringValue
         if let minimum = self.settings.minimumACR {
@@ -270,26 +275,52 @@ actor OIDCClient {
     }
 
     /// Makes sure the key `kid` is loaded, fetching the key set again if it is not (and we did not just do so).
+    ///
+    /// Concurrent callers share one fetch, and the interval counts from when a fetch started, also a failed one: a
+    /// burst of tokens with made-up key ids, or a broker that is down, costs one request per interval.
     private func ensureKey(_ kid: String) async throws {
         if self.keyIDs.keys.contains(kid) { return }
-        if let fetchedAt = self.keysFetchedAt, fetchedAt.duration(to: .now) < self.settings.keyRefreshInterval {
-            throw OIDCError.unknownKey
+        if let refresh = self.refresh {
+            try await refresh.value
+        } else {
+            if let fetchedAt = self.keysFetchedAt, fetchedAt.duration(to: .now) < self.settings.keyRefreshInterval {
+                throw OIDCError.unknownKey
+            }
+            self.keysFetchedAt = .now
+            // An unstructured task, so that callers arriving during the fetch can await the same one; it only does
+            // this actor's work, is bounded by the request timeout, and is awaited by the caller that started it.
+            let refresh = Task { try await self.fetchKeys() }
+            self.refresh = refresh
+            defer { self.refresh = nil }
+            try await refresh.value
         }
+        guard self.keyIDs.keys.contains(kid) else { throw OIDCError.unknownKey }
+    }
+
+    private var refresh: Task<Void, any Error>?
+
+    /// Fetches the key set and replaces ours. Each key is read on its own: one we cannot use (an encryption key, an
+    /// unsupported type) is skipped, not fatal. A key without `alg` gets the one its type implies (RS256 for RSA,
+    /// the curve's for EC), so a token's header can never choose how a key is used.
+    private func fetchKeys() async throws {
         let discovery = try await self.discovered()
         let (status, body) = try await self.send(HTTPClientRequest(url: discovery.jwksURI), what: "key set")
-        self.keysFetchedAt = .now
-        guard status == .ok, let jwks = try? JSONDecoder().decode(JWKS.self, from: body) else {
+        guard status == .ok, case .object(let set)? = try? JSONDecoder().decode(JSONValue.self, from: body),
+            case .array(let entries)? = set["keys"]
+        else {
             throw OIDCError.brokerUnavailable("key set")
         }
         let collection = JWTKeyCollection()
-        var keyIDs: [String: String?] = [:]
-        for jwk in jwks.keys {
-            guard let id = jwk.keyIdentifier?.string, jwk.algorithm.map({ Self.acceptedAlgorithms.contains($0.rawValue) }) ?? true else {
-                continue
-            }
+        var keyIDs: [String: String] = [:]
+        for case .object(var fields) in entries {
+            guard let id = fields["kid"]?.stringValue, fields["use"]?.stringValue ?? "sig" == "sig" else { continue }
+            let algorithm = fields["alg"]?.stringValue ?? Self.impliedAlgorithm(fields)
+            guard let algorithm, Self.acceptedAlgorithms.contains(algorithm) else { continue }
+            fields["alg"] = .string(algorithm)
             do {
-                try await collection.add(jwk: jwk)
-                keyIDs[id] = jwk.algorithm?.rawValue
+                let jwk = try JSONDecoder().decode(JWK.self, from: try JSONEncoder().encode(JSONValue.object(fields)))
+                try await collection.add(jwk: jwk, isDefault: false)
+                keyIDs[id] = algorithm
             } catch {
                 self.logger.warning("ignoring a key the broker publishes", metadata: ["portal.oidc.kid": "\(id)", "error": "\(error)"])
             }
@@ -297,7 +328,15 @@ actor OIDCClient {
         self.keys = collection
         self.keyIDs = keyIDs
         self.logger.info("fetched the broker's keys", metadata: ["portal.oidc.keys": "\(keyIDs.count)"])
-        guard keyIDs.keys.contains(kid) else { throw OIDCError.unknownKey }
+    }
+
+    /// The algorithm a key without `alg` is used with.
+    static func impliedAlgorithm(_ key: [String: JSONValue]) -> String? {
+        switch key["kty"]?.stringValue {
+        case "RSA": "RS256"
+        case "EC": ["P-256": "ES256", "P-384": "ES384", "P-521": "ES512"][key["crv"]?.stringValue ?? ""]
+        default: nil
+        }
     }
 
     private func send(_ request: HTTPClientRequest, what: String) async throws -> (HTTPResponseStatus, Data) {

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import Shared
 
 /// The NL API Design Rules conventions, applied to every response in one place:
 ///
@@ -40,7 +41,7 @@ struct APIConventionsMiddleware: RouterMiddleware {
             response = Problem(error).response(traceID: context.traceID)
         } catch {
             // The only place an unexpected error is described: in the log, with the trace id the client got.
-            context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))"])
+            context.logger.error("request failed", metadata: ["error": "\(LoggableError.describe(error))"])
             response = Problem.internalError(traceID: context.traceID).response(traceID: context.traceID)
         }
         Self.addHeaders(to: &response)

@@ -14,11 +14,14 @@ import Shared
 /// ```
 struct JSONBody {
     private let object: [String: JSONValue]
+    /// For nested objects: the path in front of every field name, like `handler.` or `statusTypes[2].`.
+    private let prefix: String
     private var errors: [FieldError] = []
     private var known: Set<String> = []
 
-    init(object: [String: JSONValue]) {
+    init(object: [String: JSONValue], prefix: String = "") {
         self.object = object
+        self.prefix = prefix
     }
 
     /// Checks the media type (415), reads at most `limit` bytes (413), and parses a JSON object (400).
@@ -60,8 +63,13 @@ struct JSONBody {
             if required { self.fail(name, "required", "This field is required.") }
             return nil
         case .string(let value)?:
-            if value.count > maxLength {
+            // Counted as PostgreSQL counts: in code points, not in Swift's grapheme clusters.
+            if value.unicodeScalars.count > maxLength {
                 self.fail(name, "too-long", "At most \(maxLength) characters.")
+                return nil
+            }
+            if value.unicodeScalars.contains(where: { $0.value < 0x20 && !["\t", "\n", "\r"].contains($0) }) {
+                self.fail(name, "invalid", "Control characters are not allowed.")
                 return nil
             }
             return value
@@ -96,17 +104,151 @@ struct JSONBody {
         return value
     }
 
+    /// A boolean field.
+    mutating func bool(_ name: String) -> Bool? {
+        self.known.insert(name)
+        switch self.object[name] {
+        case nil, .null?: return nil
+        case .bool(let value)?: return value
+        case let other?:
+            self.fail(name, "type", "Expected true or false, got \(other.typeName).")
+            return nil
+        }
+    }
+
+    /// A whole-number field within `range`.
+    mutating func integer(_ name: String, required: Bool = false, in range: ClosedRange<Int>) -> Int? {
+        self.known.insert(name)
+        switch self.object[name] {
+        case nil, .null?:
+            if required { self.fail(name, "required", "This field is required.") }
+            return nil
+        case .number(let value)?:
+            guard value == value.rounded(), let whole = Int(exactly: value), range.contains(whole) else {
+                self.fail(name, "invalid", "Must be a whole number from \(range.lowerBound) to \(range.upperBound).")
+                return nil
+            }
+            return whole
+        case let other?:
+            self.fail(name, "type", "Expected a number, got \(other.typeName).")
+            return nil
+        }
+    }
+
+    /// An RFC 3339 time with a zone, like `2026-11-20T09:12:00Z`.
+    mutating func timestamp(_ name: String, required: Bool = false) -> Date? {
+        guard let text = self.string(name, required: required, maxLength: 40) else { return nil }
+        guard let date = Self.parseTimestamp(text) else {
+            self.fail(name, "invalid", "Must be an RFC 3339 time with a zone, like 2026-11-20T09:12:00Z.")
+            return nil
+        }
+        return date
+    }
+
+    /// A calendar date `YYYY-MM-DD`.
+    mutating func date(_ name: String, required: Bool = false) -> String? {
+        guard let text = self.string(name, required: required, maxLength: 10) else { return nil }
+        var components = DateComponents()
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        if parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
+            let year = Int(parts[0]), let month = Int(parts[1]), let day = Int(parts[2])
+        {
+            components.year = year
+            components.month = month
+            components.day = day
+            var calendar = Calendar(identifier: .gregorian)
+            calendar.timeZone = TimeZone(identifier: "UTC")!
+            if components.isValidDate(in: calendar) { return text }
+        }
+        self.fail(name, "invalid", "Must be a date like 2027-01-15.")
+        return nil
+    }
+
+    /// A nested object, read by `read` with field names prefixed by this one's; its errors become ours.
+    mutating func nested<T>(_ name: String, required: Bool = false, _ read: (inout JSONBody) -> T?) -> T? {
+        self.known.insert(name)
+        switch self.object[name] {
+        case nil, .null?:
+            if required { self.fail(name, "required", "This field is required.") }
+            return nil
+        case .object(let object)?:
+            var child = JSONBody(object: object, prefix: self.prefix + name + ".")
+            let value = read(&child)
+            self.errors += child.allErrors
+            return child.allErrors.isEmpty ? value : nil
+        case let other?:
+            self.fail(name, "type", "Expected an object, got \(other.typeName).")
+            return nil
+        }
+    }
+
+    /// An array of objects, each read by `read`; nil when any item has an error.
+    mutating func objects<T>(_ name: String, required: Bool = false, count: ClosedRange<Int>, _ read: (inout JSONBody) -> T?) -> [T]? {
+        self.known.insert(name)
+        switch self.object[name] {
+        case nil, .null?:
+            if required { self.fail(name, "required", "This field is required.") }
+            return nil
+        case .array(let items)?:
+            guard count.contains(items.count) else {
+                self.fail(name, "invalid", "Must have \(count.lowerBound) to \(count.upperBound) items.")
+                return nil
+            }
+            var values: [T] = []
+            var failed = false
+            for (index, item) in items.enumerated() {
+                guard case .object(let object) = item else {
+                    self.fail("\(name)[\(index)]", "type", "Expected an object, got \(item.typeName).")
+                    failed = true
+                    continue
+                }
+                var child = JSONBody(object: object, prefix: self.prefix + "\(name)[\(index)].")
+                let value = read(&child)
+                self.errors += child.allErrors
+                if let value, child.allErrors.isEmpty { values.append(value) } else { failed = true }
+            }
+            return failed ? nil : values
+        case let other?:
+            self.fail(name, "type", "Expected an array, got \(other.typeName).")
+            return nil
+        }
+    }
+
+    /// A text in Dutch and optionally English: `{"nl": "...", "en": "..."}`.
+    mutating func localized(_ name: String, required: Bool = false, maxLength: Int = 1000) -> LocalizedText? {
+        self.nested(name, required: required) { text in
+            let nl = text.string("nl", required: true, maxLength: maxLength)
+            let en = text.string("en", maxLength: maxLength)
+            return nl.map { LocalizedText(nl: $0, en: en) }
+        }
+    }
+
     /// Records an error found while checking a field's value further.
     mutating func fail(_ name: String, _ code: String, _ reason: String) {
-        self.errors.append(FieldError(name: name, code: code, reason: reason))
+        self.errors.append(FieldError(name: self.prefix + name, code: code, reason: reason))
+    }
+
+    /// The errors so far, and the fields this endpoint does not know.
+    var allErrors: [FieldError] {
+        var errors = self.errors
+        for name in self.object.keys.sorted() where !self.known.contains(name) {
+            errors.append(FieldError(name: self.prefix + name, code: "unknown", reason: "This endpoint does not know this field."))
+        }
+        return errors
     }
 
     /// Throws a 400 listing every field error so far, including fields this endpoint does not know.
     func finish() throws {
-        var errors = self.errors
-        for name in self.object.keys.sorted() where !self.known.contains(name) {
-            errors.append(FieldError(name: name, code: "unknown", reason: "This endpoint does not know this field."))
-        }
+        let errors = self.allErrors
         if !errors.isEmpty { throw Problem.invalidInput(errors) }
+    }
+
+    /// RFC 3339 with a zone, with or without fractional seconds.
+    static func parseTimestamp(_ text: String) -> Date? {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = formatter.date(from: text) { return date }
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.date(from: text)
     }
 }

@@ -90,6 +90,8 @@ struct Problem: Error, Sendable {
     func response(traceID: String) -> Response {
         var headers = self.headers
         headers[.contentType] = "application/problem+json"
+        // RFC 9110: a 401 names the scheme that would work.
+        if self.status == .unauthorized && headers[.wwwAuthenticate] == nil { headers[.wwwAuthenticate] = "Bearer" }
         return Response(status: self.status, headers: headers, body: .init(byteBuffer: self.body(traceID: traceID)))
     }
 }

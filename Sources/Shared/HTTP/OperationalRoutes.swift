@@ -31,7 +31,7 @@ public struct OperationalRoutes: Sendable {
                 context.logger.warning("not ready: schema", metadata: ["error": "\(error)"])
                 return Self.json(.serviceUnavailable, #"{"status":"unavailable","reason":"the database schema is not current"}"#)
             } catch {
-                context.logger.warning("not ready: database", metadata: ["error": "\(String(reflecting: error))"])
+                context.logger.warning("not ready: database", metadata: ["error": "\(LoggableError.describe(error))"])
                 return Self.json(.serviceUnavailable, #"{"status":"unavailable","reason":"the database does not answer"}"#)
             }
         }

@@ -23,6 +23,15 @@ public struct ResidentStore: Sendable {
     /// The resident for a subject, created on first sight; no write when it exists (bearer tokens call this on
     /// every request).
     public func findOrCreate(_ subject: Subject, client: PostgresClient, logger: Logger) async throws -> Resident {
+        // Two first requests at once: the one whose insert waited on the other's sees neither its own row (it did
+        // nothing) nor the other's (its snapshot is older), and finds nothing. Once more then finds the row.
+        for _ in 0..<2 {
+            if let resident = try await self.findOrCreateOnce(subject, client: client, logger: logger) { return resident }
+        }
+        throw StoreError.noRowReturned
+    }
+
+    private func findOrCreateOnce(_ subject: Subject, client: PostgresClient, logger: Logger) async throws -> Resident? {
         let rows = try await client.query(
             """
             WITH created AS (
@@ -38,8 +47,7 @@ public struct ResidentStore: Sendable {
             """,
             logger: logger
         )
-        guard let resident = try await Self.decode(rows).first else { throw StoreError.noRowReturned }
-        return resident
+        return try await Self.decode(rows).first
     }
 
     /// Changes the settings given (nil leaves one as it is; `email: .some(nil)` removes the address).

@@ -14,7 +14,7 @@ public struct SessionSettings: Sendable {
     }
 
     public init(environment: EnvironmentReader) throws(ConfigurationError) {
-        self.idleTimeout = .seconds(try environment.integer("PORTAL_SESSION_IDLE_SECONDS", default: 900, in: 60...86_400))
+        self.idleTimeout = .seconds(try environment.integer("PORTAL_SESSION_IDLE_SECONDS", default: 900, in: 300...86_400))
         self.absoluteTimeout = .seconds(
             try environment.integer("PORTAL_SESSION_ABSOLUTE_SECONDS", default: 43_200, in: 300...604_800)
         )

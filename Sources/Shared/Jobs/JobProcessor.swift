@@ -187,7 +187,7 @@ public struct JobProcessor: Service {
             return .failed(error.description, giveUp: true)
         } catch {
             if stop.reason != nil { return .stopped }
-            return .failed(String(describing: error), giveUp: false)
+            return .failed(LoggableError.describe(error), giveUp: false)
         }
     }
 

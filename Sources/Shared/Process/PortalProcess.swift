@@ -75,5 +75,5 @@ public struct PortalProcess: Sendable {
 public struct DatabaseUnreachable: Error, CustomStringConvertible {
     public let database: String
     public let underlying: any Error
-    public var description: String { "cannot reach the database \(self.database): \(String(reflecting: self.underlying))" }
+    public var description: String { "cannot reach the database \(self.database): \(LoggableError.describe(self.underlying))" }
 }

@@ -135,6 +135,37 @@ struct LoginFlowTests {
         }
     }
 
+    @Test("a token cannot choose the algorithm of a key published without one, and a forged header pins nothing")
+    func algorithmFromTheKey() async throws {
+        try await APIHarness.with { api async throws in
+            let broker = try #require(api.broker)
+            broker.setOmitAlgorithms(true)
+            for alg in ["PS512", "ES384", "RS256", "HS256", "none"] {
+                let forged = try await api.request(.get, "/api/v1/me", headers: [.authorization: "Bearer \(broker.forgedToken(alg: alg))"])
+                #expect(forged.status == .unauthorized, "\(alg)")
+            }
+            // The real ES256 tokens still work afterwards: nothing was pinned by the forged headers.
+            #expect(try await api.brokerLogin().callback.status == .seeOther)
+            let token = try await broker.accessToken()
+            #expect(try await api.request(.get, "/api/v1/me", headers: [.authorization: "Bearer \(token)"]).status == .ok)
+        }
+    }
+
+    @Test("a broker whose key set is down makes bearer tokens answer 503, not 401")
+    func keySetDown() async throws {
+        try await APIHarness.with { api async throws in
+            let broker = try #require(api.broker)
+            broker.rotateKeys()
+            broker.setKeySetFails(true)
+            let token = try await broker.accessToken()
+            let response = try await api.request(.get, "/api/v1/me", headers: [.authorization: "Bearer \(token)"])
+            #expect(response.status == .serviceUnavailable)
+            #expect(api.log.lines(containing: "portal.security.event=bearer-refused").isEmpty)
+            broker.setKeySetFails(false)
+            #expect(try await api.request(.get, "/api/v1/me", headers: [.authorization: "Bearer \(token)"]).status == .ok)
+        }
+    }
+
     @Test("returnTo only accepts paths on our own site")
     func noOpenRedirect() async throws {
         try await APIHarness.with { api async throws in

@@ -92,10 +92,23 @@ struct SessionTests {
                 try await broker.accessToken(["exp": .number(Date().timeIntervalSince1970 - 120)]),
                 try await broker.accessToken(signing: .tamperedSignature),
                 try await broker.accessToken(signing: .algNone),
+                // An ID token (it carries a nonce) is not a bearer credential.
+                try await broker.accessToken(["nonce": .string("n")]),
             ] {
                 #expect(try await api.request(.get, "/api/v1/me", headers: [.authorization: "Bearer \(wrong)"]).status == .unauthorized)
             }
-            #expect(api.log.lines(containing: "portal.security.event=bearer-refused").count == 4)
+            #expect(api.log.lines(containing: "portal.security.event=bearer-refused").count == 5)
+            #expect(!api.log.lines(containing: "an ID token is not accepted as a bearer token").isEmpty)
+
+            // The first requests of a new subject, all at once: each finds the one resident row.
+            let newcomer = try await broker.accessToken(["bsn": .string("111222333")])
+            let statuses = try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
+                for _ in 0..<8 {
+                    group.addTask { try await api.request(.get, "/api/v1/me", headers: [.authorization: "Bearer \(newcomer)"]).status }
+                }
+                return try await group.reduce(into: [HTTPResponse.Status]()) { $0.append($1) }
+            }
+            #expect(statuses == Array(repeating: .ok, count: 8))
 
             let inQuery = try await api.request(.get, "/api/v1/me?access_token=\(token)")
             #expect(inQuery.status == .badRequest)
@@ -157,6 +170,14 @@ struct SessionTests {
             #expect(bad.status == .badRequest)
             #expect(try APIHarness.invalidParams(bad) == ["bsn", "email", "locale"])
             #expect(bad.headers[.contentType] == "application/problem+json")
+
+            // Lengths count code points, as PostgreSQL does; control characters are refused: a 400, never a 500.
+            let combining = String(repeating: "e\u{301}", count: 200) + "@example.nl"
+            let long = try await api.request(.patch, "/api/v1/me", headers: session.unsafeHeaders, json: #"{"email": "\#(combining)"}"#)
+            #expect(try APIHarness.invalidParams(long) == ["email"])
+            let nul = try await api.request(
+                .patch, "/api/v1/me", headers: session.unsafeHeaders, json: #"{"email": "a\u0000b@example.nl"}"#)
+            #expect(try APIHarness.invalidParams(nul) == ["email"])
 
             let good = try await api.request(
                 .patch,

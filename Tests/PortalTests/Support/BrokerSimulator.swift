@@ -50,6 +50,8 @@ final class BrokerSimulator: Sendable {
         var codes: [String: Issued] = [:]
         var scenario = Scenario()
         var keySetFetches = 0
+        var keySetFails = false
+        var omitAlgorithms = false
         var tokenRequests = 0
         var lastAuthorizeQuery: [String: String] = [:]
     }
@@ -106,6 +108,20 @@ final class BrokerSimulator: Sendable {
         }
     }
 
+    /// The key set answers 500 (the broker is down).
+    func setKeySetFails(_ fails: Bool) { self.state.withLock { $0.keySetFails = fails } }
+
+    /// Publishes keys without `alg`, as some brokers do.
+    func setOmitAlgorithms(_ omit: Bool) { self.state.withLock { $0.omitAlgorithms = omit } }
+
+    /// A token with the current key's id but a header and signature of the caller's choosing.
+    func forgedToken(alg: String) -> String {
+        let kid = self.state.withLock { $0.signingKey.kid }
+        let header = SecretToken.base64URL(Data(#"{"alg":"\#(alg)","kid":"\#(kid)","typ":"JWT"}"#.utf8))
+        let payload = SecretToken.base64URL(Data(#"{"iss":"\#(self.issuer)","aud":"\#(self.clientID)","bsn":"999993653"}"#.utf8))
+        return header + "." + payload + "." + SecretToken.base64URL((0..<256).map { _ in UInt8.random(in: 0...255) })
+    }
+
     var keySetFetches: Int { self.state.withLock { $0.keySetFetches } }
     var tokenRequests: Int { self.state.withLock { $0.tokenRequests } }
     var lastAuthorizeQuery: [String: String] { self.state.withLock { $0.lastAuthorizeQuery } }
@@ -136,17 +152,28 @@ final class BrokerSimulator: Sendable {
     }
 
     private func keySet() throws -> Response {
-        let keys = self.state.withLock { state -> [(String, ES256PrivateKey)] in
+        let (keys, fails, omit) = self.state.withLock { state -> ([(String, ES256PrivateKey)], Bool, Bool) in
             state.keySetFetches += 1
-            return state.published.map { ($0.kid, $0.key) }
+            return (state.published.map { ($0.kid, $0.key) }, state.keySetFails, state.omitAlgorithms)
         }
-        let jwks: [JSONValue] = keys.map { kid, key in
+        if fails { return Response(status: .internalServerError) }
+        var jwks: [JSONValue] = keys.map { kid, key in
             let parameters = key.publicKey.parameters!
-            return .object([
+            var fields: [String: JSONValue] = [
                 "kty": .string("EC"), "crv": .string("P-256"), "use": .string("sig"), "alg": .string("ES256"),
                 "kid": .string(kid), "x": .string(parameters.x), "y": .string(parameters.y),
-            ])
+            ]
+            if omit { fields["alg"] = nil }
+            return .object(fields)
         }
+        // Keys a relying party cannot use for signatures, as real key sets have: a symmetric key and an encryption
+        // key. The portal must skip them, not fail on them.
+        jwks.append(.object(["kty": .string("oct"), "kid": .string("symmetric"), "k": .string("c2VjcmV0")]))
+        jwks.append(
+            .object([
+                "kty": .string("EC"), "crv": .string("P-256"), "use": .string("enc"), "kid": .string("encryption"), "x": .string("AA"),
+                "y": .string("AA"),
+            ]))
         return try Self.json(["keys": .array(jwks)])
     }
 
