@@ -28,6 +28,8 @@ func buildRouter(_ process: PortalProcess, settings: APISettings, http: HTTPClie
     AuthController(identity: identity).register(on: routes)
     MeController(identity: identity).register(on: routes)
     DepartmentController().register(on: routes)
+    DepartmentCasesController(identity: identity, jobs: process.jobs).register(on: routes)
+    CasesController(identity: identity).register(on: routes)
     return APIRouter(router: router, catalog: routes.catalog, identity: identity)
 }
 

@@ -83,6 +83,62 @@ struct AccessTests {
         }
     }
 
+    @Test("another resident's case answers 404 on every resident route with an id; another department sees and changes nothing")
+    func objectLevel() async throws {
+        try await APIHarness.with { api async throws in
+            let departmentA = try await CaseTrackingTests.department(api, name: "Burgerzaken")
+            let keyB = try await api.identity.departments.add(
+                name: "Openbare ruimte", client: api.database.client, logger: api.database.logger)
+            let departmentB: HTTPFields = [.authorization: "Bearer \(keyB.apiKey)"]
+            let put = try await api.request(
+                .put, "/api/v1/department/cases/HLM-1", headers: departmentA, json: CaseTrackingTests.caseBody())
+            let caseID = try #require(try APIHarness.object(put)["id"]?.stringValue)
+            let status = CaseTrackingTests.status("a1", "in-behandeling", at: "2026-11-21T10:00:00Z", text: "Bezig")
+            #expect(
+                try await api.request(.post, "/api/v1/department/cases/HLM-1/statuses", headers: departmentA, json: status).status
+                    == .created)
+            let before = try await api.request(.get, "/api/v1/department/cases/HLM-1", headers: departmentA)
+
+            let owner = try await api.devLogin(bsn: "999993653")
+            let otherResident = try await api.devLogin(bsn: "111222333")
+            let business = try await #require(api.broker).accessToken(["kvk": .string("12345678"), "bsn": .null])
+            let residentRoutes = api.catalog.routes.filter { $0.access == .resident && $0.path.contains("{id}") }
+            // Reads and status pushes first, while department B has nothing under these names; then B's own PUTs, which
+            // create B's own case type and case (names are per department) and must leave A's alone.
+            let departmentRoutes = api.catalog.routes.filter { $0.access == .department && $0.path.contains("{") }
+                .sorted { ($0.method == .put ? 1 : 0) < ($1.method == .put ? 1 : 0) }
+            #expect(!residentRoutes.isEmpty && !departmentRoutes.isEmpty)
+            let body = #"{"rating": 5}"#
+            for route in residentRoutes {
+                let path = route.path.replacingOccurrences(of: "{id}", with: caseID)
+                let json: String? = route.method == .get ? nil : body
+                for headers in [otherResident.unsafeHeaders, [.authorization: "Bearer \(business)"] as HTTPFields] {
+                    let response = try await api.request(route.method, path, headers: headers, json: json)
+                    #expect(response.status == .notFound, "\(route) for another resident: \(response.status)")
+                }
+                let mine = try await api.request(route.method, path, headers: owner.unsafeHeaders, json: json)
+                #expect(mine.status != .notFound, "\(route) for the owner")
+            }
+            for route in departmentRoutes {
+                let path = route.path.replacingOccurrences(of: "{reference}", with: "HLM-1").replacingOccurrences(
+                    of: "{code}", with: "paspoort")
+                let json: String? =
+                    switch route.method {
+                    case .get: nil
+                    case .post: CaseTrackingTests.status("b1", "in-behandeling", at: "2026-11-22T10:00:00Z", text: "Niet van B")
+                    default: path.contains("case-types") ? CaseTrackingTests.caseType : CaseTrackingTests.caseBody(bsn: "111222333")
+                    }
+                let response = try await api.request(route.method, path, headers: departmentB, json: json)
+                if route.method == .get || route.method == .post {
+                    #expect(response.status == .notFound, "\(route) for another department: \(response.status)")
+                }
+            }
+            // Whatever department B did under the same names, department A's case is exactly as it was.
+            let after = try await api.request(.get, "/api/v1/department/cases/HLM-1", headers: departmentA)
+            #expect(after.body == before.body)
+        }
+    }
+
     @Test("the served OpenAPI document lists exactly the registered routes, with their access levels")
     func openAPIMatchesRoutes() async throws {
         for devLogin in [true, false] {

@@ -1,0 +1,366 @@
+import Foundation
+import Hummingbird
+import Logging
+import PostgresNIO
+import Shared
+
+/// The department contract for status tracking (docs/CASES.md): case types, cases and status events, under
+/// `/api/v1/department`, for department keys only. A department only ever sees and changes its own: every lookup is
+/// by (department, code or reference).
+struct DepartmentCasesController {
+    let identity: IdentityServices
+    let jobs: JobQueue
+    let caseTypes = CaseTypeStore()
+    let cases = CaseStore()
+
+    func register(on routes: APIRoutes) {
+        routes.department(.put, "/api/v1/department/case-types/{code}", self.putCaseType)
+        routes.department(.get, "/api/v1/department/case-types/{code}", self.getCaseType)
+        routes.department(.put, "/api/v1/department/cases/{reference}", self.putCase)
+        routes.department(.get, "/api/v1/department/cases/{reference}", self.getCase)
+        routes.department(.post, "/api/v1/department/cases/{reference}/statuses", self.postStatus)
+    }
+
+    /// Codes of case types and status types: letters, digits, `.`, `_`, `-`.
+    static func isCode(_ text: String) -> Bool {
+        (1...100).contains(text.count) && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }
+    }
+
+    /// A department's case reference, as it appears in the URL.
+    static func isReference(_ text: String) -> Bool {
+        (1...200).contains(text.count) && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._~:-".contains($0)) }
+    }
+
+    // MARK: Case types
+
+    func putCaseType(_ request: Request, context: DepartmentRequestContext) async throws -> Response {
+        let code = try Self.pathCode(context, "code", check: Self.isCode, what: "case type code")
+        var body = try await JSONBody.read(request, context: context)
+        let name = body.localized("name", required: true, maxLength: 200)
+        let termDays = body.integer("termDays", in: 1...3650)
+        let statusTypes = body.objects("statusTypes", required: true, count: 1...100) { item -> StatusType? in
+            let code = item.string("code", required: true, maxLength: 100)
+            if let code, !Self.isCode(code) { item.fail("code", "invalid", "Letters, digits, '.', '_' and '-' only.") }
+            let name = item.localized("name", required: true, maxLength: 200)
+            let informs = item.bool("informs") ?? true
+            let final = item.bool("final") ?? false
+            let uploads = item.bool("uploadsAllowed") ?? false
+            guard let code, let name else { return nil }
+            return StatusType(code: code, name: name, informs: informs, final: final, uploadsAllowed: uploads)
+        }
+        if let statusTypes, Set(statusTypes.map(\.code)).count != statusTypes.count {
+            body.fail("statusTypes", "invalid", "Each status type code may appear once.")
+        }
+        try body.finish()
+        guard let name, let statusTypes else { throw Problem.invalidInput([]) }
+        let (caseType, created) = try await self.identity.database.transaction(logger: context.logger) { connection in
+            try await self.caseTypes.put(
+                departmentID: context.department.id,
+                code: code,
+                name: name,
+                termDays: termDays,
+                statusTypes: statusTypes,
+                on: connection,
+                logger: context.logger
+            )
+        }
+        return try JSONResponse.make(created ? .created : .ok, CaseTypeView(caseType))
+    }
+
+    func getCaseType(_ request: Request, context: DepartmentRequestContext) async throws -> Response {
+        let code = try Self.pathCode(context, "code", check: Self.isCode, what: "case type code")
+        let found = try await self.identity.database.withConnection { connection in
+            try await self.caseTypes.find(departmentID: context.department.id, code: code, on: connection, logger: context.logger)
+        }
+        guard let caseType = found else { throw Problem.notFound }
+        return try JSONResponse.make(.ok, CaseTypeView(caseType))
+    }
+
+    // MARK: Cases
+
+    func putCase(_ request: Request, context: DepartmentRequestContext) async throws -> Response {
+        let reference = try Self.pathCode(context, "reference", check: Self.isReference, what: "case reference")
+        var body = try await JSONBody.read(request, context: context)
+        let subject = body.subject("subject", required: true)
+        let caseTypeCode = body.string("caseType", required: true, maxLength: 100)
+        let title = body.string("title", required: true, maxLength: 200)
+        let submittedAt = body.timestamp("submittedAt", required: true)
+        let dueDate = body.date("dueDate")
+        let language = body.choice("language", Resident.Locale.self) ?? .nl
+        let contactEmail = body.string("contactEmail", maxLength: 254)
+        if let contactEmail, !MeController.isPlausibleEmail(contactEmail) { body.fail("contactEmail", "invalid", "Not an e-mail address.") }
+        let handler = body.nested("handler") { handler -> Contact? in
+            let name = handler.string("name", required: true, maxLength: 200)
+            let phone = handler.string("phone", maxLength: 50)
+            let email = handler.string("email", maxLength: 254)
+            if let email, !MeController.isPlausibleEmail(email) { handler.fail("email", "invalid", "Not an e-mail address.") }
+            let hours = handler.string("hours", maxLength: 200)
+            return name.map { Contact(name: $0, phone: phone, email: email, hours: hours) }
+        }
+        // The case type must exist; checked with the other fields so that one answer lists every problem.
+        var caseType: CaseType?
+        if let caseTypeCode {
+            caseType = try await self.identity.database.withConnection { connection in
+                try await self.caseTypes.find(
+                    departmentID: context.department.id, code: caseTypeCode, on: connection, logger: context.logger)
+            }
+            if caseType == nil { body.fail("caseType", "unknown", CaseError.unknownCaseType(caseTypeCode).description) }
+        }
+        try body.finish()
+        guard let subject, let caseType, let title, let submittedAt else { throw Problem.invalidInput([]) }
+        let input = CaseInput(
+            subject: subject,
+            caseTypeCode: caseType.code,
+            title: title,
+            submittedAt: submittedAt,
+            dueDate: dueDate,
+            language: language,
+            contactEmail: contactEmail,
+            handler: handler
+        )
+        let (record, created) = try await self.identity.database.transaction(logger: context.logger) { connection in
+            let result = try await self.cases.upsert(
+                departmentID: context.department.id,
+                reference: reference,
+                input,
+                caseType: caseType,
+                on: connection,
+                logger: context.logger
+            )
+            try await self.audit("case.upsert", result.0, context: context, on: connection)
+            return result
+        }
+        return try JSONResponse.make(created ? .created : .ok, DepartmentCaseView(record, history: nil))
+    }
+
+    func getCase(_ request: Request, context: DepartmentRequestContext) async throws -> Response {
+        let reference = try Self.pathCode(context, "reference", check: Self.isReference, what: "case reference")
+        let view = try await self.identity.database.transaction(logger: context.logger) { connection -> DepartmentCaseView? in
+            guard
+                let record = try await self.cases.find(
+                    .reference(department: context.department.id, reference),
+                    on: connection,
+                    logger: context.logger
+                )
+            else { return nil }
+            let history = try await self.cases.history(of: record.id, on: connection, logger: context.logger)
+            try await self.audit("case.read", record, context: context, on: connection)
+            return DepartmentCaseView(record, history: history)
+        }
+        guard let view else { throw Problem(status: .notFound, code: "not-found", detail: CaseError.unknownCase.description) }
+        return try JSONResponse.make(.ok, view)
+    }
+
+    // MARK: Status events
+
+    func postStatus(_ request: Request, context: DepartmentRequestContext) async throws -> Response {
+        let reference = try Self.pathCode(context, "reference", check: Self.isReference, what: "case reference")
+        var body = try await JSONBody.read(request, context: context)
+        let eventID = body.string("eventId", required: true, maxLength: 200)
+        let statusCode = body.string("statusType", required: true, maxLength: 100)
+        let setAt = body.timestamp("setAt", required: true)
+        let text = body.localized("text", required: true, maxLength: 2000)
+        let explanation = body.localized("explanation", maxLength: 4000)
+        let informs = body.bool("informs")
+        let corrects = body.string("corrects", maxLength: 200)
+        try body.finish()
+        guard let eventID, let statusCode, let setAt, let text else { throw Problem.invalidInput([]) }
+        let event = NewStatusEvent(
+            eventID: eventID,
+            statusCode: statusCode,
+            text: text,
+            explanation: explanation,
+            setAt: setAt,
+            informs: informs,
+            corrects: corrects
+        )
+        do {
+            let outcome = try await self.identity.database.transaction(logger: context.logger) { connection -> StatusOutcome in
+                guard
+                    let record = try await self.cases.find(
+                        .reference(department: context.department.id, reference),
+                        lock: true,
+                        on: connection,
+                        logger: context.logger
+                    )
+                else { throw CaseError.unknownCase }
+                guard let caseType = try await self.caseTypes.find(id: record.caseTypeID, on: connection, logger: context.logger),
+                    let statusType = caseType.statusType(statusCode)
+                else {
+                    throw Problem.invalidInput([
+                        FieldError(name: "statusType", code: "unknown", reason: CaseError.unknownStatusType(statusCode).description)
+                    ])
+                }
+                let outcome = try await self.cases.addStatus(
+                    event,
+                    to: record,
+                    statusType: statusType,
+                    jobs: self.jobs,
+                    traceID: context.traceID,
+                    on: connection,
+                    logger: context.logger
+                )
+                if case .added = outcome { try await self.audit("case.status.add", record, context: context, on: connection) }
+                return outcome
+            }
+            switch outcome {
+            case .added(let stored, _, _): return try JSONResponse.make(.created, StatusEventView(stored))
+            case .replayed(let original): return try JSONResponse.make(.ok, StatusEventView(original))
+            }
+        } catch let error as CaseError {
+            switch error {
+            case .unknownCase: throw Problem(status: .notFound, code: "not-found", detail: error.description)
+            case .correctsUnknownEvent:
+                throw Problem.invalidInput([FieldError(name: "corrects", code: "unknown", reason: error.description)])
+            default: throw Problem(status: .conflict, code: "conflict", detail: error.description)
+            }
+        }
+    }
+
+    // MARK: Helpers
+
+    private func audit(
+        _ activity: String, _ record: CaseRecord, context: DepartmentRequestContext, on connection: PostgresConnection
+    )
+        async throws
+    {
+        try await self.identity.audit.record(
+            AuditRecord(
+                activity: activity,
+                actor: .department(context.department.id),
+                subject: record.subject,
+                objectType: "case",
+                objectID: record.id.uuidString.lowercased(),
+                traceID: context.traceID
+            ),
+            on: connection,
+            logger: context.logger
+        )
+    }
+
+    /// A path parameter that must match `check`; anything else is a 404 (there is nothing at such an address).
+    static func pathCode(
+        _ context: some RequestContext,
+        _ name: String,
+        check: (String) -> Bool,
+        what: String
+    ) throws -> String {
+        guard let value = context.parameters.get(name), check(value) else {
+            throw Problem(status: .notFound, code: "not-found", detail: "That is not a valid \(what).")
+        }
+        return value
+    }
+}
+
+// MARK: Views
+
+struct CaseTypeView: Encodable {
+    struct StatusTypeView: Encodable {
+        let code: String
+        let name: LocalizedText
+        let informs: Bool
+        let final: Bool
+        let uploadsAllowed: Bool
+    }
+
+    let code: String
+    let name: LocalizedText
+    let termDays: Int?
+    let statusTypes: [StatusTypeView]
+
+    init(_ caseType: CaseType) {
+        self.code = caseType.code
+        self.name = caseType.name
+        self.termDays = caseType.termDays
+        self.statusTypes = caseType.statusTypes.map {
+            StatusTypeView(code: $0.code, name: $0.name, informs: $0.informs, final: $0.final, uploadsAllowed: $0.uploadsAllowed)
+        }
+    }
+}
+
+struct StatusEventView: Encodable {
+    let eventId: String
+    let statusType: String
+    let text: LocalizedText
+    let explanation: LocalizedText?
+    let setAt: Date
+    let final: Bool
+    let informs: Bool
+    let corrects: String?
+
+    init(_ event: StatusEvent) {
+        self.eventId = event.eventID
+        self.statusType = event.statusCode
+        self.text = event.text
+        self.explanation = event.explanation
+        self.setAt = event.setAt
+        self.final = event.final
+        self.informs = event.informs
+        self.corrects = event.corrects
+    }
+}
+
+/// What the portal holds of a case, for its department (the subject included: it is the department's own data).
+struct DepartmentCaseView: Encodable {
+    struct SubjectView: Encodable {
+        let bsn: String?
+        let kvk: String?
+    }
+
+    struct StatusView: Encodable {
+        let code: String
+        let text: LocalizedText
+        let setAt: Date
+        let final: Bool
+    }
+
+    let id: String
+    let reference: String
+    let subject: SubjectView
+    let caseType: String
+    let title: String
+    let submittedAt: Date
+    let dueDate: String?
+    let language: String
+    let contactEmail: String?
+    let handler: Contact?
+    let status: StatusView?
+    let history: [StatusEventView]?
+
+    init(_ record: CaseRecord, history: [StatusEvent]?) {
+        self.id = record.id.uuidString.lowercased()
+        self.reference = record.reference
+        self.subject = SubjectView(
+            bsn: record.subject.kind == .bsn ? record.subject.number : nil,
+            kvk: record.subject.kind == .kvk ? record.subject.number : nil
+        )
+        self.caseType = record.caseTypeCode
+        self.title = record.title
+        self.submittedAt = record.submittedAt
+        self.dueDate = record.dueDate
+        self.language = record.language.rawValue
+        self.contactEmail = record.contactEmail
+        self.handler = record.handler
+        self.status = record.status.map { StatusView(code: $0.code, text: $0.text, setAt: $0.setAt, final: $0.final) }
+        self.history = history?.map(StatusEventView.init)
+    }
+}
+
+extension JSONBody {
+    /// `{"bsn": "..."}` or `{"kvk": "..."}`, validated.
+    mutating func subject(_ name: String, required: Bool) -> Subject? {
+        self.nested(name, required: required) { subject -> Subject? in
+            let bsn = subject.string("bsn", maxLength: 20)
+            let kvk = subject.string("kvk", maxLength: 20)
+            switch (bsn, kvk) {
+            case (let bsn?, nil):
+                do { return try Subject(kind: .bsn, validating: bsn) } catch { subject.fail("bsn", "invalid", "\(error)") }
+            case (nil, let kvk?):
+                do { return try Subject(kind: .kvk, validating: kvk) } catch { subject.fail("kvk", "invalid", "\(error)") }
+            case (nil, nil): subject.fail("bsn", "required", "Give a bsn or a kvk number.")
+            case (_?, _?): subject.fail("kvk", "invalid", "Give a bsn or a kvk number, not both.")
+            }
+            return nil
+        }
+    }
+}

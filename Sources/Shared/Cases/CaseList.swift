@@ -1,0 +1,143 @@
+public import Foundation
+public import Logging
+public import PostgresNIO
+
+/// One line of a resident's case list.
+public struct CaseListItem: Sendable, Equatable {
+    public var id: UUID
+    public var caseTypeCode: String
+    public var caseTypeName: LocalizedText
+    public var title: String
+    public var status: CurrentStatus?
+    public var dueDate: String?
+    /// Past its due date (in Dutch time) and not closed.
+    public var overdue: Bool
+    public var lastActivityAt: Date
+}
+
+/// Which of a resident's cases to list.
+public struct CaseListQuery: Sendable {
+    public enum State: String, Sendable, CaseIterable {
+        case open
+        case closed
+    }
+
+    public var subject: Subject
+    public var state: State?
+    public var caseType: String?
+    public var after: CaseListCursor?
+    public var limit: Int
+
+    public init(subject: Subject, state: State? = nil, caseType: String? = nil, after: CaseListCursor? = nil, limit: Int = 20) {
+        self.subject = subject
+        self.state = state
+        self.caseType = caseType
+        self.after = after
+        self.limit = limit
+    }
+}
+
+/// Where a page of the case list ends: the last item's activity time (in whole microseconds, exactly as PostgreSQL
+/// stores it, so no row is skipped or repeated by rounding) and id. Opaque to clients.
+public struct CaseListCursor: Sendable, Equatable {
+    public var microseconds: Int64
+    public var id: UUID
+
+    public init(microseconds: Int64, id: UUID) {
+        self.microseconds = microseconds
+        self.id = id
+    }
+
+    /// `<microseconds since 1970>.<uuid>`, base64url.
+    public var token: String {
+        SecretToken.base64URL(Array("\(self.microseconds).\(self.id.uuidString.lowercased())".utf8))
+    }
+
+    public init?(token: String) {
+        guard let data = Data(base64URLEncoded: token), let text = String(data: data, encoding: .utf8) else { return nil }
+        let parts = text.split(separator: ".", maxSplits: 1)
+        guard parts.count == 2, let micros = Int64(parts[0]), let id = UUID(uuidString: String(parts[1])) else { return nil }
+        self.init(microseconds: micros, id: id)
+    }
+}
+
+extension Data {
+    /// Base64url without padding, as in RFC 4648 section 5.
+    init?(base64URLEncoded text: String) {
+        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
+        self.init(base64Encoded: base64)
+    }
+}
+
+extension CaseStore {
+    /// One page of a resident's cases, newest activity first, and the cursor of the next page (nil on the last).
+    public func list(_ query: CaseListQuery, client: PostgresClient, logger: Logger) async throws -> ([CaseListItem], next: CaseListCursor?)
+    {
+        let rows = try await client.query(
+            """
+            SELECT c.id, ct.code, ct.name_nl, ct.name_en, c.title, c.status_code, c.status_text_nl, c.status_text_en,
+                   c.status_set_at, c.status_final, c.due_date::text,
+                   (c.due_date < (now() AT TIME ZONE 'Europe/Amsterdam')::date AND NOT c.status_final),
+                   c.last_activity_at, (extract(epoch FROM c.last_activity_at) * 1000000)::bigint
+            FROM cases c JOIN case_types ct ON ct.id = c.case_type_id
+            WHERE c.subject_kind = \(query.subject.kind.rawValue) AND c.subject = \(query.subject.number)
+              AND (\(query.state?.rawValue)::text IS NULL OR c.status_final = (\(query.state?.rawValue)::text = 'closed'))
+              AND (\(query.caseType)::text IS NULL OR ct.code = \(query.caseType)::text)
+              AND (\(query.after?.microseconds)::bigint IS NULL
+                   OR (c.last_activity_at, c.id)
+                      < ('epoch'::timestamptz + \(query.after?.microseconds)::bigint * interval '1 microsecond', \(query.after?.id)::uuid))
+            ORDER BY c.last_activity_at DESC, c.id DESC
+            LIMIT \(query.limit + 1)
+            """,
+            logger: logger
+        )
+        var items: [CaseListItem] = []
+        var lastMicroseconds: Int64 = 0
+        for try await (id, code, nameNL, nameEN, title, statusCode, statusNL, statusEN, setAt, final, dueDate, overdue, activity, micros)
+            in rows.decode(
+                (UUID, String, String, String?, String, String?, String?, String?, Date?, Bool, String?, Bool?, Date, Int64).self)
+        {
+            if items.count < query.limit { lastMicroseconds = micros }
+            var status: CurrentStatus?
+            if let statusCode, let statusNL, let setAt {
+                status = CurrentStatus(code: statusCode, text: LocalizedText(nl: statusNL, en: statusEN), setAt: setAt, final: final)
+            }
+            items.append(
+                CaseListItem(
+                    id: id,
+                    caseTypeCode: code,
+                    caseTypeName: LocalizedText(nl: nameNL, en: nameEN),
+                    title: title,
+                    status: status,
+                    dueDate: dueDate,
+                    overdue: overdue ?? false,
+                    lastActivityAt: activity
+                )
+            )
+        }
+        guard items.count > query.limit else { return (items, nil) }
+        items.removeLast()
+        let last = items[items.count - 1]
+        return (items, CaseListCursor(microseconds: lastMicroseconds, id: last.id))
+    }
+
+    /// Records a resident's rating of a closed case, once.
+    public func giveFeedback(
+        on record: CaseRecord,
+        rating: Int,
+        comment: String?,
+        connection: PostgresConnection,
+        logger: Logger
+    ) async throws {
+        guard record.status?.final == true else { throw CaseError.notFinal }
+        let rows = try await connection.query(
+            """
+            INSERT INTO case_feedback (case_id, rating, comment) VALUES (\(record.id), \(rating), \(comment))
+            ON CONFLICT (case_id) DO NOTHING RETURNING 1
+            """,
+            logger: logger
+        )
+        guard try await rows.decode(Int.self).first(where: { _ in true }) != nil else { throw CaseError.feedbackGiven }
+    }
+}

@@ -1,0 +1,290 @@
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import PostgresNIO
+import Testing
+
+@testable import PortalAPI
+@testable import Shared
+
+/// Status tracking end to end: a department defines a case type, registers a case and pushes statuses (a replay,
+/// an out-of-order event, a correction, a final rejection with its explanation); the resident sees the right
+/// current status, history and next steps; nobody else sees any of it.
+@Suite("Status tracking")
+struct CaseTrackingTests {
+    static let caseType = #"""
+        {"name": {"nl": "Paspoort aanvragen", "en": "Passport application"}, "termDays": 56,
+         "statusTypes": [
+           {"code": "ontvangen", "name": {"nl": "Aanvraag ontvangen", "en": "Application received"}, "informs": false},
+           {"code": "in-behandeling", "name": {"nl": "In behandeling", "en": "In progress"}, "informs": true, "uploadsAllowed": true},
+           {"code": "afgewezen", "name": {"nl": "Afgewezen", "en": "Rejected"}, "informs": true, "final": true},
+           {"code": "gereed", "name": {"nl": "Klaar om op te halen", "en": "Ready for collection"}, "informs": true, "final": true}]}
+        """#
+
+    static func caseBody(bsn: String = "999993653", submittedAt: String = "2026-11-20T09:12:00Z") -> String {
+        #"""
+        {"subject": {"bsn": "\#(bsn)"}, "caseType": "paspoort", "title": "Paspoort aanvragen",
+         "submittedAt": "\#(submittedAt)", "language": "nl", "contactEmail": "resident@example.org",
+         "handler": {"name": "Team Burgerzaken", "phone": "14 023", "email": "burgerzaken@example.org"}}
+        """#
+    }
+
+    static func status(_ eventID: String, _ type: String, at: String, text: String, extra: String = "") -> String {
+        #"{"eventId": "\#(eventID)", "statusType": "\#(type)", "setAt": "\#(at)", "text": {"nl": "\#(text)", "en": "\#(text) (en)"}\#(extra)}"#
+    }
+
+    /// A department with its key, its case type defined.
+    static func department(_ api: APIHarness, name: String) async throws -> HTTPFields {
+        let key = try await api.identity.departments.add(name: name, client: api.database.client, logger: api.database.logger).apiKey
+        let headers: HTTPFields = [.authorization: "Bearer \(key)"]
+        let created = try await api.request(.put, "/api/v1/department/case-types/paspoort", headers: headers, json: Self.caseType)
+        try #require(created.status == .created, "\(String(buffer: created.body))")
+        return headers
+    }
+
+    static func jobs(_ api: APIHarness) async throws -> [StatusNotification] {
+        let rows = try await api.database.client.query(
+            "SELECT payload::text FROM jobs WHERE kind = \(StatusNotification.kind.name) ORDER BY id"
+        )
+        var jobs: [StatusNotification] = []
+        for try await payload in rows.decode(String.self) {
+            jobs.append(try JSONDecoder().decode(StatusNotification.self, from: Data(payload.utf8)))
+        }
+        return jobs
+    }
+
+    @Test("a case's life: first status, progress, a replay, a late event, a correction, a final rejection")
+    func caseLife() async throws {
+        try await APIHarness.with { api async throws in
+            let department = try await Self.department(api, name: "Burgerzaken")
+            let again = try await api.request(.put, "/api/v1/department/case-types/paspoort", headers: department, json: Self.caseType)
+            #expect(again.status == .ok)
+
+            let put = try await api.request(.put, "/api/v1/department/cases/HLM-2026-000123", headers: department, json: Self.caseBody())
+            #expect(put.status == .created)
+            // No due date given: submitted date plus the 56-day term.
+            #expect(try APIHarness.object(put)["dueDate"] == .string("2027-01-15"))
+            let replayedPut = try await api.request(
+                .put, "/api/v1/department/cases/HLM-2026-000123", headers: department, json: Self.caseBody())
+            #expect(replayedPut.status == .ok)
+            let path = "/api/v1/department/cases/HLM-2026-000123/statuses"
+
+            // The first status does not notify (the department did not ask for it).
+            let first = try await api.request(
+                .post, path, headers: department, json: Self.status("e1", "ontvangen", at: "2026-11-20T09:13:00Z", text: "Ontvangen"))
+            #expect(first.status == .created)
+            #expect(try await Self.jobs(api).isEmpty)
+
+            let progress = Self.status("e2", "in-behandeling", at: "2026-11-21T10:00:00Z", text: "We beoordelen uw aanvraag.")
+            let second = try await api.request(.post, path, headers: department, json: progress)
+            #expect(second.status == .created)
+            #expect(try await Self.jobs(api).count == 1)
+
+            // A replay: the original answer, nothing new.
+            let replay = try await api.request(.post, path, headers: department, json: progress)
+            #expect(replay.status == .ok)
+            #expect(replay.body == second.body)
+            #expect(try await Self.jobs(api).count == 1)
+
+            // A late event, set before the current one: kept in history, does not become current, no mail.
+            let late = try await api.request(
+                .post, path, headers: department, json: Self.status("e0", "ontvangen", at: "2026-11-20T09:12:30Z", text: "Binnengekomen"))
+            #expect(late.status == .created)
+            #expect(try await Self.jobs(api).count == 1)
+
+            // A correction of the current status replaces it and is announced as a correction.
+            let correction = try await api.request(
+                .post, path, headers: department,
+                json: Self.status(
+                    "e3", "in-behandeling", at: "2026-11-22T08:00:00Z", text: "We beoordelen uw aanvraag opnieuw.",
+                    extra: #", "corrects": "e2""#)
+            )
+            #expect(correction.status == .created)
+            #expect(try await Self.jobs(api).last?.correction == true)
+
+            let session = try await api.devLogin()
+            let list = try await api.request(.get, "/api/v1/cases", headers: session.headers)
+            #expect(list.status == .ok)
+            let listed = try APIHarness.object(list)
+            guard case .array(let items)? = listed["items"], case .object(let item)? = items.first else {
+                Issue.record("no items: \(listed)")
+                return
+            }
+            #expect(items.count == 1)
+            #expect(listed["next"] == .null)
+            #expect(
+                item["status"].flatMap { if case .object(let s) = $0 { s["text"] } else { nil } }
+                    == .string("We beoordelen uw aanvraag opnieuw."))
+            #expect(item["caseType"] == .object(["code": .string("paspoort"), "name": .string("Paspoort aanvragen")]))
+            let id = try #require(item["id"]?.stringValue)
+
+            let detail = try APIHarness.object(try await api.request(.get, "/api/v1/cases/\(id)", headers: session.headers))
+            #expect(
+                Self.history(detail) == [
+                    "ontvangen:Binnengekomen", "ontvangen:Ontvangen", "in-behandeling:We beoordelen uw aanvraag opnieuw.:correction",
+                ])
+            #expect(detail["nextSteps"] == .array([.string("Afgewezen"), .string("Klaar om op te halen")]))
+            #expect(detail["contact"].flatMap { if case .object(let c) = $0 { c["name"] } else { nil } } == .string("Team Burgerzaken"))
+            #expect(detail["department"] == .string("Burgerzaken"))
+
+            // The final answer is "no", and it explains itself.
+            let rejection = Self.status(
+                "e4", "afgewezen", at: "2026-11-25T12:00:00Z", text: "Uw aanvraag is afgewezen.",
+                extra: #", "explanation": {"nl": "Uw pasfoto voldoet niet. U kunt een nieuwe aanvraag doen met een nieuwe foto."}"#
+            )
+            #expect(try await api.request(.post, path, headers: department, json: rejection).status == .created)
+            let closed = try APIHarness.object(try await api.request(.get, "/api/v1/cases/\(id)", headers: session.headers))
+            #expect(closed["nextSteps"] == .array([]))
+            #expect(closed["overdue"] == .bool(false))
+            guard case .array(let history)? = closed["history"], case .object(let last)? = history.last else {
+                Issue.record("no history")
+                return
+            }
+            #expect(last["explanation"]?.stringValue?.contains("nieuwe aanvraag") == true)
+            #expect(last["final"] == .bool(true))
+            #expect(try await Self.jobs(api).count == 3)
+
+            // In English for a resident who chose English.
+            _ = try await api.request(.patch, "/api/v1/me", headers: session.unsafeHeaders, json: #"{"locale": "en"}"#)
+            let english = try APIHarness.object(try await api.request(.get, "/api/v1/cases/\(id)", headers: session.headers))
+            #expect(english["caseType"] == .object(["code": .string("paspoort"), "name": .string("Passport application")]))
+
+            // Feedback once the case is closed, once.
+            let feedback = "/api/v1/cases/\(id)/feedback"
+            #expect(try await api.request(.post, feedback, headers: session.unsafeHeaders, json: #"{"rating": 6}"#).status == .badRequest)
+            #expect(
+                try await api.request(.post, feedback, headers: session.unsafeHeaders, json: #"{"rating": 4, "comment": "Duidelijk."}"#)
+                    .status == .created)
+            #expect(try await api.request(.post, feedback, headers: session.unsafeHeaders, json: #"{"rating": 5}"#).status == .conflict)
+
+            // Every read and write was audited under the keyed hash, never the number.
+            let audit = try await api.database.client.query("SELECT DISTINCT activity FROM audit_log ORDER BY activity")
+            let activities = try await audit.decode(String.self).reduce(into: [String]()) { $0.append($1) }
+            #expect(Set(activities).isSuperset(of: ["case.upsert", "case.status.add", "case.list.read", "case.read", "case.feedback"]))
+        }
+    }
+
+    static func history(_ detail: [String: JSONValue]) -> [String] {
+        guard case .array(let entries)? = detail["history"] else { return [] }
+        return entries.compactMap { entry in
+            guard case .object(let fields) = entry, let code = fields["code"]?.stringValue, let text = fields["text"]?.stringValue else {
+                return nil
+            }
+            return fields["correction"] == .bool(true) ? "\(code):\(text):correction" : "\(code):\(text)"
+        }
+    }
+
+    @Test("nobody but the resident and the department sees a case: 404 for other residents and departments")
+    func isolation() async throws {
+        try await APIHarness.with { api async throws in
+            let departmentA = try await Self.department(api, name: "Burgerzaken")
+            let departmentB = try await Self.department(api, name: "Openbare ruimte")
+            #expect(
+                try await api.request(.put, "/api/v1/department/cases/HLM-1", headers: departmentA, json: Self.caseBody()).status
+                    == .created)
+            let owner = try await api.devLogin(bsn: "999993653")
+            let other = try await api.devLogin(bsn: "111222333")
+            let list = try APIHarness.object(try await api.request(.get, "/api/v1/cases", headers: owner.headers))
+            guard case .array(let items)? = list["items"], case .object(let item)? = items.first, let id = item["id"]?.stringValue else {
+                Issue.record("the owner sees no case")
+                return
+            }
+            #expect(try APIHarness.object(try await api.request(.get, "/api/v1/cases", headers: other.headers))["items"] == .array([]))
+            #expect(try await api.request(.get, "/api/v1/cases/\(id)", headers: other.headers).status == .notFound)
+            #expect(
+                try await api.request(.post, "/api/v1/cases/\(id)/feedback", headers: other.unsafeHeaders, json: #"{"rating": 5}"#).status
+                    == .notFound)
+            #expect(try await api.request(.get, "/api/v1/department/cases/HLM-1", headers: departmentB).status == .notFound)
+            let status = Self.status("b1", "ontvangen", at: "2026-11-20T09:13:00Z", text: "x")
+            let pushed = try await api.request(.post, "/api/v1/department/cases/HLM-1/statuses", headers: departmentB, json: status)
+            #expect(pushed.status == .notFound)
+            #expect(try APIHarness.object(pushed)["detail"]?.stringValue?.contains("PUT the case first") == true)
+        }
+    }
+
+    @Test("bad department input is a 400 that lists every field error, and 413 and 415 for the wrong body")
+    func badInput() async throws {
+        try await APIHarness.with { api async throws in
+            let department = try await Self.department(api, name: "Burgerzaken")
+            let bad =
+                #"{"subject": {"bsn": "123456789"}, "caseType": "rijbewijs", "title": "", "submittedAt": "20-11-2026", "dueDate": "2027-02-30", "language": "de", "handler": {"phone": "1"}, "colour": "blue"}"#
+            let response = try await api.request(.put, "/api/v1/department/cases/HLM-9", headers: department, json: bad)
+            #expect(response.status == .badRequest)
+            #expect(
+                try APIHarness.invalidParams(response) == [
+                    "caseType", "colour", "dueDate", "handler.name", "language", "subject.bsn", "submittedAt",
+                ])
+            let types = try await api.request(
+                .put, "/api/v1/department/case-types/x", headers: department,
+                json: #"{"name": {"en": "no Dutch"}, "termDays": 0, "statusTypes": [{"code": "a b", "name": {"nl": "A"}}, 3]}"#
+            )
+            #expect(try APIHarness.invalidParams(types) == ["name.nl", "statusTypes[0].code", "statusTypes[1]", "termDays"])
+
+            #expect(
+                try await api.request(.put, "/api/v1/department/cases/HLM-1", headers: department, json: Self.caseBody()).status == .created
+            )
+            let unknownType = try await api.request(
+                .post, "/api/v1/department/cases/HLM-1/statuses", headers: department,
+                json: Self.status("x1", "verzonden", at: "2026-11-21T10:00:00Z", text: "x")
+            )
+            #expect(try APIHarness.invalidParams(unknownType) == ["statusType"])
+            let unknownCorrection = try await api.request(
+                .post, "/api/v1/department/cases/HLM-1/statuses", headers: department,
+                json: Self.status("x2", "ontvangen", at: "2026-11-21T10:00:00Z", text: "x", extra: #", "corrects": "nope""#)
+            )
+            #expect(try APIHarness.invalidParams(unknownCorrection) == ["corrects"])
+
+            var text = department
+            text[.contentType] = "text/plain"
+            #expect(
+                try await api.request(.put, "/api/v1/department/cases/HLM-1", headers: text, json: Self.caseBody()).status
+                    == .unsupportedMediaType)
+            let huge = #"{"title": "\#(String(repeating: "x", count: 10 * 1024 * 1024))"}"#
+            #expect(
+                try await api.request(.put, "/api/v1/department/cases/HLM-1", headers: department, json: huge).status == .contentTooLarge)
+        }
+    }
+
+    @Test("the case list pages by cursor, newest activity first, without gaps or repeats, and filters open and closed")
+    func paging() async throws {
+        try await APIHarness.with { api async throws in
+            let department = try await Self.department(api, name: "Burgerzaken")
+            for day in 1...5 {
+                let body = Self.caseBody(submittedAt: "2026-11-0\(day)T09:00:00.123456Z")
+                #expect(
+                    try await api.request(.put, "/api/v1/department/cases/HLM-\(day)", headers: department, json: body).status == .created)
+            }
+            let final = Self.status("f1", "gereed", at: "2026-11-06T10:00:00Z", text: "Klaar")
+            #expect(
+                try await api.request(.post, "/api/v1/department/cases/HLM-2/statuses", headers: department, json: final).status == .created
+            )
+            let session = try await api.devLogin()
+            var titles: [String] = []
+            var ids: [String] = []
+            var cursor: String?
+            repeat {
+                let query = cursor.map { "&cursor=\($0)" } ?? ""
+                let page = try APIHarness.object(try await api.request(.get, "/api/v1/cases?limit=2\(query)", headers: session.headers))
+                guard case .array(let items)? = page["items"] else { break }
+                #expect(items.count <= 2)
+                for case .object(let item) in items {
+                    ids.append(item["id"]?.stringValue ?? "")
+                    titles.append(item["dueDate"]?.stringValue ?? "")
+                }
+                cursor = page["next"]?.stringValue
+            } while cursor != nil
+            #expect(ids.count == 5 && Set(ids).count == 5)
+            // HLM-2 has the newest activity (its final status), then the others by submission, newest first.
+            let reference = try await api.database.client.query("SELECT id::text, reference FROM cases")
+            var references: [String: String] = [:]
+            for try await (id, ref) in reference.decode((String, String).self) { references[id] = ref }
+            #expect(ids.map { references[$0] ?? "" } == ["HLM-2", "HLM-5", "HLM-4", "HLM-3", "HLM-1"])
+
+            let closed = try APIHarness.object(try await api.request(.get, "/api/v1/cases?state=closed", headers: session.headers))
+            guard case .array(let closedItems)? = closed["items"] else { return }
+            #expect(closedItems.count == 1)
+            let bad = try await api.request(.get, "/api/v1/cases?state=done&limit=0&cursor=zz", headers: session.headers)
+            #expect(try APIHarness.invalidParams(bad) == ["cursor", "limit", "state"])
+        }
+    }
+}
