@@ -28,7 +28,9 @@ func buildRouter(_ process: PortalProcess, settings: APISettings, http: HTTPClie
     AuthController(identity: identity).register(on: routes)
     MeController(identity: identity).register(on: routes)
     DepartmentController().register(on: routes)
-    DepartmentCasesController(identity: identity, jobs: process.jobs).register(on: routes)
+    let departmentCases = DepartmentCasesController(identity: identity, jobs: process.jobs)
+    departmentCases.register(on: routes)
+    DepartmentBatchController(cases: departmentCases).register(on: routes)
     CasesController(identity: identity).register(on: routes)
     return APIRouter(router: router, catalog: routes.catalog, identity: identity)
 }

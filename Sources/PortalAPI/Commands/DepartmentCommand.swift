@@ -10,7 +10,7 @@ struct DepartmentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "department",
         abstract: "Onboard departments and manage their API keys.",
-        subcommands: [Add.self, RotateKey.self, Revoke.self, List.self]
+        subcommands: [Add.self, RotateKey.self, Revoke.self, List.self, Stats.self]
     )
 
     struct Add: AsyncParsableCommand {
@@ -98,6 +98,41 @@ struct DepartmentCommand: AsyncParsableCommand {
                 } else {
                     let status = department.revokedAt == nil ? "active" : "revoked"
                     Swift.print("\(department.id.uuidString.lowercased())  \(status)  \(department.name)")
+                }
+            }
+        }
+    }
+
+    struct Stats: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Figures per case type: open and closed, lead times, share within the term, overdue, feedback."
+        )
+
+        @Option(help: "The department's id.")
+        var id: String
+
+        @Flag(help: "One JSON object per case type and line.")
+        var json = false
+
+        func validate() throws {
+            guard UUID(uuidString: self.id) != nil else { throw ValidationError("--id must be a department id (a UUID)") }
+        }
+
+        func run() async throws {
+            let statistics = try await DepartmentCommand.withStore { _, client, logger in
+                try await CaseStore().statistics(departmentID: UUID(uuidString: self.id)!, client: client, logger: logger)
+            }
+            for row in statistics {
+                if self.json {
+                    Swift.print(DepartmentCommand.jsonLine(row))
+                } else {
+                    let days = { (value: Double?) in value.map { String(format: "%.1f", $0) } ?? "-" }
+                    let share = row.withinTermShare.map { String(format: "%.0f%%", $0 * 100) } ?? "-"
+                    Swift.print(
+                        "\(row.caseType)  open \(row.open)  closed \(row.closed)  median \(days(row.medianLeadDays)) d  "
+                            + "p90 \(days(row.p90LeadDays)) d  within term \(share)  overdue \(row.overdue)  "
+                            + "feedback \(days(row.averageFeedback)) (\(row.feedbackCount))"
+                    )
                 }
             }
         }

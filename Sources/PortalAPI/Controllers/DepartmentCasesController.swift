@@ -19,6 +19,15 @@ struct DepartmentCasesController {
         routes.department(.put, "/api/v1/department/cases/{reference}", self.putCase)
         routes.department(.get, "/api/v1/department/cases/{reference}", self.getCase)
         routes.department(.post, "/api/v1/department/cases/{reference}/statuses", self.postStatus)
+        routes.department(.get, "/api/v1/department/stats", self.statistics)
+    }
+
+    /// `GET /api/v1/department/stats`: per case type, open and closed counts, lead times, the share decided within
+    /// the term, overdue cases and the average feedback. Aggregates only: no audit record, no personal data.
+    func statistics(_ request: Request, context: DepartmentRequestContext) async throws -> Response {
+        let statistics = try await self.cases.statistics(
+            departmentID: context.department.id, client: self.identity.database, logger: context.logger)
+        return try JSONResponse.make(.ok, ["caseTypes": statistics])
     }
 
     /// Codes of case types and status types: letters, digits, `.`, `_`, `-`.
@@ -78,12 +87,38 @@ struct DepartmentCasesController {
 
     // MARK: Cases
 
-    func putCase(_ request: Request, context: DepartmentRequestContext) async throws -> Response {
-        let reference = try Self.pathCode(context, "reference", check: Self.isReference, what: "case reference")
-        var body = try await JSONBody.read(request, context: context)
+    /// The fields of a case body, before its case type is looked up.
+    struct CaseFields {
+        let subject: Subject
+        let caseTypeCode: String
+        let title: String
+        let submittedAt: Date
+        let dueDate: String?
+        let language: Resident.Locale
+        let contactEmail: String?
+        let handler: Contact?
+
+        func input(caseType: CaseType) -> CaseInput {
+            CaseInput(
+                subject: self.subject,
+                caseTypeCode: caseType.code,
+                title: self.title,
+                submittedAt: self.submittedAt,
+                dueDate: self.dueDate,
+                language: self.language,
+                contactEmail: self.contactEmail,
+                handler: self.handler
+            )
+        }
+    }
+
+    /// Reads a case body: the fields (nil when one is invalid; the errors are in `body`), and the case type code on
+    /// its own, so that an unknown case type can be reported together with the other errors.
+    static func readCase(_ body: inout JSONBody) -> (fields: CaseFields?, caseTypeCode: String?) {
         let subject = body.subject("subject", required: true)
         let caseTypeCode = body.string("caseType", required: true, maxLength: 100)
         let title = body.string("title", required: true, maxLength: 200)
+        if title?.isEmpty == true { body.fail("title", "required", "A title is required.") }
         let submittedAt = body.timestamp("submittedAt", required: true)
         let dueDate = body.date("dueDate")
         let language = body.choice("language", Resident.Locale.self) ?? .nl
@@ -97,20 +132,10 @@ struct DepartmentCasesController {
             let hours = handler.string("hours", maxLength: 200)
             return name.map { Contact(name: $0, phone: phone, email: email, hours: hours) }
         }
-        // The case type must exist; checked with the other fields so that one answer lists every problem.
-        var caseType: CaseType?
-        if let caseTypeCode {
-            caseType = try await self.identity.database.withConnection { connection in
-                try await self.caseTypes.find(
-                    departmentID: context.department.id, code: caseTypeCode, on: connection, logger: context.logger)
-            }
-            if caseType == nil { body.fail("caseType", "unknown", CaseError.unknownCaseType(caseTypeCode).description) }
-        }
-        try body.finish()
-        guard let subject, let caseType, let title, let submittedAt else { throw Problem.invalidInput([]) }
-        let input = CaseInput(
+        guard let subject, let caseTypeCode, let title, !title.isEmpty, let submittedAt else { return (nil, caseTypeCode) }
+        let fields = CaseFields(
             subject: subject,
-            caseTypeCode: caseType.code,
+            caseTypeCode: caseTypeCode,
             title: title,
             submittedAt: submittedAt,
             dueDate: dueDate,
@@ -118,19 +143,47 @@ struct DepartmentCasesController {
             contactEmail: contactEmail,
             handler: handler
         )
+        return (fields, caseTypeCode)
+    }
+
+    func putCase(_ request: Request, context: DepartmentRequestContext) async throws -> Response {
+        let reference = try Self.pathCode(context, "reference", check: Self.isReference, what: "case reference")
+        var body = try await JSONBody.read(request, context: context)
+        let (fields, caseTypeCode) = Self.readCase(&body)
+        // The case type must exist; checked with the other fields so that one answer lists every problem.
+        var caseType: CaseType?
+        if let code = caseTypeCode {
+            caseType = try await self.identity.database.withConnection { connection in
+                try await self.caseTypes.find(departmentID: context.department.id, code: code, on: connection, logger: context.logger)
+            }
+            if caseType == nil { body.fail("caseType", "unknown", CaseError.unknownCaseType(code).description) }
+        }
+        try body.finish()
+        guard let fields, let caseType else { throw Problem.invalidInput([]) }
         let (record, created) = try await self.identity.database.transaction(logger: context.logger) { connection in
-            let result = try await self.cases.upsert(
-                departmentID: context.department.id,
-                reference: reference,
-                input,
-                caseType: caseType,
-                on: connection,
-                logger: context.logger
-            )
-            try await self.audit("case.upsert", result.0, context: context, on: connection)
-            return result
+            try await self.applyCase(reference, fields.input(caseType: caseType), caseType: caseType, context: context, on: connection)
         }
         return try JSONResponse.make(created ? .created : .ok, DepartmentCaseView(record, history: nil))
+    }
+
+    /// Writes a case and its audit record, in the caller's transaction.
+    func applyCase(
+        _ reference: String,
+        _ input: CaseInput,
+        caseType: CaseType,
+        context: DepartmentRequestContext,
+        on connection: PostgresConnection
+    ) async throws -> (CaseRecord, created: Bool) {
+        let result = try await self.cases.upsert(
+            departmentID: context.department.id,
+            reference: reference,
+            input,
+            caseType: caseType,
+            on: connection,
+            logger: context.logger
+        )
+        try await self.audit("case.upsert", result.0, context: context, on: connection)
+        return result
     }
 
     func getCase(_ request: Request, context: DepartmentRequestContext) async throws -> Response {
@@ -153,9 +206,8 @@ struct DepartmentCasesController {
 
     // MARK: Status events
 
-    func postStatus(_ request: Request, context: DepartmentRequestContext) async throws -> Response {
-        let reference = try Self.pathCode(context, "reference", check: Self.isReference, what: "case reference")
-        var body = try await JSONBody.read(request, context: context)
+    /// Reads a status event body; nil when a field is invalid (the errors are in `body`).
+    static func readStatus(_ body: inout JSONBody) -> NewStatusEvent? {
         let eventID = body.string("eventId", required: true, maxLength: 200)
         let statusCode = body.string("statusType", required: true, maxLength: 100)
         let setAt = body.timestamp("setAt", required: true)
@@ -163,9 +215,8 @@ struct DepartmentCasesController {
         let explanation = body.localized("explanation", maxLength: 4000)
         let informs = body.bool("informs")
         let corrects = body.string("corrects", maxLength: 200)
-        try body.finish()
-        guard let eventID, let statusCode, let setAt, let text else { throw Problem.invalidInput([]) }
-        let event = NewStatusEvent(
+        guard let eventID, let statusCode, let setAt, let text else { return nil }
+        return NewStatusEvent(
             eventID: eventID,
             statusCode: statusCode,
             text: text,
@@ -174,46 +225,70 @@ struct DepartmentCasesController {
             informs: informs,
             corrects: corrects
         )
+    }
+
+    func postStatus(_ request: Request, context: DepartmentRequestContext) async throws -> Response {
+        let reference = try Self.pathCode(context, "reference", check: Self.isReference, what: "case reference")
+        var body = try await JSONBody.read(request, context: context)
+        let event = Self.readStatus(&body)
+        try body.finish()
+        guard let event else { throw Problem.invalidInput([]) }
+        let outcome: StatusOutcome
         do {
-            let outcome = try await self.identity.database.transaction(logger: context.logger) { connection -> StatusOutcome in
-                guard
-                    let record = try await self.cases.find(
-                        .reference(department: context.department.id, reference),
-                        lock: true,
-                        on: connection,
-                        logger: context.logger
-                    )
-                else { throw CaseError.unknownCase }
-                guard let caseType = try await self.caseTypes.find(id: record.caseTypeID, on: connection, logger: context.logger),
-                    let statusType = caseType.statusType(statusCode)
-                else {
-                    throw Problem.invalidInput([
-                        FieldError(name: "statusType", code: "unknown", reason: CaseError.unknownStatusType(statusCode).description)
-                    ])
-                }
-                let outcome = try await self.cases.addStatus(
-                    event,
-                    to: record,
-                    statusType: statusType,
-                    jobs: self.jobs,
-                    traceID: context.traceID,
-                    on: connection,
-                    logger: context.logger
-                )
-                if case .added = outcome { try await self.audit("case.status.add", record, context: context, on: connection) }
-                return outcome
-            }
-            switch outcome {
-            case .added(let stored, _, _): return try JSONResponse.make(.created, StatusEventView(stored))
-            case .replayed(let original): return try JSONResponse.make(.ok, StatusEventView(original))
+            outcome = try await self.identity.database.transaction(logger: context.logger) { connection in
+                try await self.applyStatus(event, to: reference, context: context, on: connection)
             }
         } catch let error as CaseError {
-            switch error {
-            case .unknownCase: throw Problem(status: .notFound, code: "not-found", detail: error.description)
-            case .correctsUnknownEvent:
-                throw Problem.invalidInput([FieldError(name: "corrects", code: "unknown", reason: error.description)])
-            default: throw Problem(status: .conflict, code: "conflict", detail: error.description)
-            }
+            throw Self.problem(error)
+        }
+        switch outcome {
+        case .added(let stored, _, _): return try JSONResponse.make(.created, StatusEventView(stored))
+        case .replayed(let original): return try JSONResponse.make(.ok, StatusEventView(original))
+        }
+    }
+
+    /// Adds a status event to a department's case, with its audit record, in the caller's transaction.
+    func applyStatus(
+        _ event: NewStatusEvent,
+        to reference: String,
+        context: DepartmentRequestContext,
+        on connection: PostgresConnection
+    ) async throws -> StatusOutcome {
+        guard
+            let record = try await self.cases.find(
+                .reference(department: context.department.id, reference),
+                lock: true,
+                on: connection,
+                logger: context.logger
+            )
+        else { throw CaseError.unknownCase }
+        guard let caseType = try await self.caseTypes.find(id: record.caseTypeID, on: connection, logger: context.logger),
+            let statusType = caseType.statusType(event.statusCode)
+        else { throw CaseError.unknownStatusType(event.statusCode) }
+        let outcome = try await self.cases.addStatus(
+            event,
+            to: record,
+            statusType: statusType,
+            jobs: self.jobs,
+            traceID: context.traceID,
+            on: connection,
+            logger: context.logger
+        )
+        if case .added = outcome { try await self.audit("case.status.add", record, context: context, on: connection) }
+        return outcome
+    }
+
+    /// The problem for a refused case write.
+    static func problem(_ error: CaseError) -> Problem {
+        switch error {
+        case .unknownCase: Problem(status: .notFound, code: "not-found", detail: error.description)
+        case .unknownStatusType:
+            Problem.invalidInput([FieldError(name: "statusType", code: "unknown", reason: error.description)])
+        case .correctsUnknownEvent:
+            Problem.invalidInput([FieldError(name: "corrects", code: "unknown", reason: error.description)])
+        case .unknownCaseType:
+            Problem.invalidInput([FieldError(name: "caseType", code: "unknown", reason: error.description)])
+        case .eventForAnotherCase, .notFinal, .feedbackGiven: Problem(status: .conflict, code: "conflict", detail: error.description)
         }
     }
 

@@ -214,6 +214,28 @@ struct JSONBody {
         }
     }
 
+    /// An array of objects whose errors the caller handles one by one (a batch: one bad item does not fail the
+    /// others). Each item's field names are prefixed with `name[index].` like any nested field.
+    mutating func independentObjects(_ name: String, count: ClosedRange<Int>) -> [JSONBody]? {
+        self.known.insert(name)
+        guard case .array(let items)? = self.object[name] else {
+            self.fail(name, self.object[name] == nil ? "required" : "type", "Expected an array of objects.")
+            return nil
+        }
+        guard count.contains(items.count) else {
+            self.fail(name, "invalid", "Must have \(count.lowerBound) to \(count.upperBound) items.")
+            return nil
+        }
+        return items.enumerated().map { index, item in
+            guard case .object(let object) = item else {
+                var invalid = JSONBody(object: [:], prefix: self.prefix + "\(name)[\(index)].")
+                invalid.errors.append(FieldError(name: self.prefix + "\(name)[\(index)]", code: "type", reason: "Expected an object."))
+                return invalid
+            }
+            return JSONBody(object: object, prefix: self.prefix + "\(name)[\(index)].")
+        }
+    }
+
     /// A text in Dutch and optionally English: `{"nl": "...", "en": "..."}`.
     mutating func localized(_ name: String, required: Bool = false, maxLength: Int = 1000) -> LocalizedText? {
         self.nested(name, required: required) { text in

@@ -212,7 +212,7 @@ struct CaseTrackingTests {
             #expect(response.status == .badRequest)
             #expect(
                 try APIHarness.invalidParams(response) == [
-                    "caseType", "colour", "dueDate", "handler.name", "language", "subject.bsn", "submittedAt",
+                    "caseType", "colour", "dueDate", "handler.name", "language", "subject.bsn", "submittedAt", "title",
                 ])
             let types = try await api.request(
                 .put, "/api/v1/department/case-types/x", headers: department,
@@ -285,6 +285,128 @@ struct CaseTrackingTests {
             #expect(closedItems.count == 1)
             let bad = try await api.request(.get, "/api/v1/cases?state=done&limit=0&cursor=zz", headers: session.headers)
             #expect(try APIHarness.invalidParams(bad) == ["cursor", "limit", "state"])
+        }
+    }
+}
+
+@Suite("Status tracking: bulk load and figures")
+struct CaseBatchTests {
+    @Test("a batch applies every good item, refuses each bad one on its own, and replays idempotently")
+    func batch() async throws {
+        try await APIHarness.with { api async throws in
+            let department = try await CaseTrackingTests.department(api, name: "Burgerzaken")
+            var items: [String] = []
+            for number in 1...150 {
+                let status = CaseTrackingTests.status("b-\(number)", "ontvangen", at: "2026-11-20T09:13:00Z", text: "Ontvangen")
+                items.append(#"{"reference": "B-\#(number)", "case": \#(CaseTrackingTests.caseBody()), "statuses": [\#(status)]}"#)
+            }
+            // Bad items: an invalid BSN, an unknown status type (the item's case is undone with it), an unknown case.
+            items.insert(#"{"reference": "BAD-1", "case": \#(CaseTrackingTests.caseBody(bsn: "123456789"))}"#, at: 10)
+            let unknownType = CaseTrackingTests.status("x-1", "verzonden", at: "2026-11-20T09:13:00Z", text: "x")
+            items.insert(#"{"reference": "BAD-2", "case": \#(CaseTrackingTests.caseBody()), "statuses": [\#(unknownType)]}"#, at: 120)
+            let orphan = CaseTrackingTests.status("x-2", "ontvangen", at: "2026-11-20T09:13:00Z", text: "x")
+            items.append(#"{"reference": "BAD-3", "statuses": [\#(orphan)]}"#)
+            let body = #"{"items": [\#(items.joined(separator: ","))]}"#
+
+            let first = try await api.request(.post, "/api/v1/department/cases:batch", headers: department, json: body)
+            #expect(first.status == .ok)
+            let result = try APIHarness.object(first)
+            #expect(result["applied"] == .number(150))
+            #expect(result["failed"] == .number(3))
+            guard case .array(let results)? = result["results"] else {
+                Issue.record("no results")
+                return
+            }
+            #expect(results.count == 153)
+            let statuses = results.compactMap { if case .object(let r) = $0 { r["status"]?.numberValue } else { nil } }
+            #expect(statuses[10] == 400 && statuses[120] == 400 && statuses[152] == 404)
+            #expect(statuses.filter { $0 == 201 }.count == 150)
+            if case .object(let bad) = results[10], case .object(let problem)? = bad["problem"] {
+                #expect(
+                    problem["invalidParams"]
+                        == .array([
+                            .object([
+                                "name": .string("items[10].case.subject.bsn"), "code": .string("invalid"),
+                                "reason": .string("the number does not pass the elfproef"),
+                            ])
+                        ]))
+            } else {
+                Issue.record("no problem for item 10")
+            }
+            let count = try await api.database.client.query("SELECT count(*)::bigint FROM cases")
+            #expect(try await count.decode(Int.self).reduce(0, +) == 150, "BAD-2's case was undone with its status")
+
+            // The same batch again changes nothing: every case is updated in place, every status a replay.
+            let again = try APIHarness.object(
+                try await api.request(.post, "/api/v1/department/cases:batch", headers: department, json: body))
+            #expect(again["applied"] == .number(150))
+            let events = try await api.database.client.query("SELECT count(*)::bigint FROM status_events")
+            #expect(try await events.decode(Int.self).reduce(0, +) == 150)
+            guard case .array(let second)? = again["results"], case .object(let item) = second[0] else { return }
+            #expect(item["status"] == .number(200))
+            #expect(item["case"] == .string("updated"))
+        }
+    }
+
+    @Test("the figures per case type: counts, lead times, share within the term, overdue, feedback")
+    func statistics() async throws {
+        try await APIHarness.with { api async throws in
+            let department = try await CaseTrackingTests.department(api, name: "Burgerzaken")
+            // Three cases submitted on 1 November with a 56-day term: decided in 10 and 20 days, and one still open.
+            for (reference, decided) in [("S-1", "2026-11-11T09:00:00Z"), ("S-2", "2026-11-21T09:00:00Z"), ("S-3", nil)] {
+                let body = CaseTrackingTests.caseBody(submittedAt: "2026-11-01T09:00:00Z")
+                #expect(
+                    try await api.request(.put, "/api/v1/department/cases/\(reference)", headers: department, json: body).status == .created
+                )
+                if let decided {
+                    let final = CaseTrackingTests.status("\(reference)-end", "gereed", at: decided, text: "Klaar")
+                    #expect(
+                        try await api.request(.post, "/api/v1/department/cases/\(reference)/statuses", headers: department, json: final)
+                            .status == .created)
+                }
+            }
+            let overdue =
+                #"{"subject": {"bsn": "999993653"}, "caseType": "paspoort", "title": "Oud", "submittedAt": "2026-01-01T09:00:00Z", "dueDate": "2026-02-01"}"#
+            #expect(try await api.request(.put, "/api/v1/department/cases/S-4", headers: department, json: overdue).status == .created)
+            let session = try await api.devLogin()
+            let list = try APIHarness.object(try await api.request(.get, "/api/v1/cases?state=closed", headers: session.headers))
+            if case .array(let items)? = list["items"], case .object(let first)? = items.first, let id = first["id"]?.stringValue {
+                #expect(
+                    try await api.request(.post, "/api/v1/cases/\(id)/feedback", headers: session.unsafeHeaders, json: #"{"rating": 4}"#)
+                        .status == .created)
+            }
+
+            let response = try await api.request(.get, "/api/v1/department/stats", headers: department)
+            #expect(response.status == .ok)
+            let figures = try APIHarness.object(response)
+            guard case .array(let types)? = figures["caseTypes"], case .object(let paspoort)? = types.first else {
+                Issue.record("no figures: \(figures)")
+                return
+            }
+            #expect(paspoort["caseType"] == .string("paspoort"))
+            #expect(paspoort["open"] == .number(2) && paspoort["closed"] == .number(2))
+            #expect(paspoort["medianLeadDays"] == .number(15))
+            #expect(paspoort["p90LeadDays"] == .number(19))
+            #expect(paspoort["withinTermShare"] == .number(1))
+            #expect(paspoort["overdue"] == .number(1))
+            #expect(paspoort["averageFeedback"] == .number(4) && paspoort["feedbackCount"] == .number(1))
+            #expect(!String(buffer: response.body).contains("999993653"))
+
+            // The operator command gives the same figures.
+            let id = try #require(try await api.identity.departments.list(client: api.database.client, logger: api.database.logger).first)
+                .id
+            let settings = api.database.settings
+            let command = try ChildProcess(
+                "PortalAPI",
+                environment: [
+                    "PORTAL_DATABASE_URL":
+                        "postgres://\(settings.username)@\(settings.host):\(settings.port)/\(settings.database)?sslmode=disable"
+                ],
+                arguments: ["department", "stats", "--id", id.uuidString, "--json"]
+            )
+            #expect(await command.waitForExit() == 0, "\(command.output)")
+            let line = try JSONDecoder().decode(CaseTypeStatistics.self, from: Data(command.printed.utf8))
+            #expect(line.open == 2 && line.closed == 2 && line.medianLeadDays == 15 && line.overdue == 1)
         }
     }
 }
