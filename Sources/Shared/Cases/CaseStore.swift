@@ -205,8 +205,7 @@ public struct CaseStore: Sendable {
     public func history(of caseID: UUID, on connection: PostgresConnection, logger: Logger) async throws -> [StatusEvent] {
         let rows = try await connection.query(
             """
-            SELECT e.id, e.event_id, e.status_code, e.text_nl, e.text_en, e.explanation_nl, e.explanation_en, e.set_at,
-                   e.final, e.informs, e.corrects
+            SELECT \(unescaped: Self.eventColumns)
             FROM status_events e
             WHERE e.case_id = \(caseID)
               AND NOT EXISTS (SELECT 1 FROM status_events c WHERE c.case_id = e.case_id AND c.corrects = e.event_id)
@@ -215,24 +214,7 @@ public struct CaseStore: Sendable {
             logger: logger
         )
         var events: [StatusEvent] = []
-        for try await (id, eventID, code, nl, en, explanationNL, explanationEN, setAt, final, informs, corrects) in rows.decode(
-            (Int64, String, String, String, String?, String?, String?, Date, Bool, Bool, String?).self
-        ) {
-            events.append(
-                StatusEvent(
-                    id: id,
-                    caseID: caseID,
-                    eventID: eventID,
-                    statusCode: code,
-                    text: LocalizedText(nl: nl, en: en),
-                    explanation: explanationNL.map { LocalizedText(nl: $0, en: explanationEN) },
-                    setAt: setAt,
-                    final: final,
-                    informs: informs,
-                    corrects: corrects
-                )
-            )
-        }
+        for try await row in rows { events.append(try Self.decodeEvent(row)) }
         return events
     }
 
@@ -240,28 +222,37 @@ public struct CaseStore: Sendable {
     func event(departmentID: UUID, eventID: String, on connection: PostgresConnection, logger: Logger) async throws -> StatusEvent? {
         let rows = try await connection.query(
             """
-            SELECT id, case_id, status_code, text_nl, text_en, explanation_nl, explanation_en, set_at, final, informs, corrects
-            FROM status_events WHERE department_id = \(departmentID) AND event_id = \(eventID)
+            SELECT \(unescaped: Self.eventColumns)
+            FROM status_events e WHERE e.department_id = \(departmentID) AND e.event_id = \(eventID)
             """,
             logger: logger
         )
-        for try await (id, caseID, code, nl, en, explanationNL, explanationEN, setAt, final, informs, corrects) in rows.decode(
-            (Int64, UUID, String, String, String?, String?, String?, Date, Bool, Bool, String?).self
-        ) {
-            return StatusEvent(
-                id: id,
-                caseID: caseID,
-                eventID: eventID,
-                statusCode: code,
-                text: LocalizedText(nl: nl, en: en),
-                explanation: explanationNL.map { LocalizedText(nl: $0, en: explanationEN) },
-                setAt: setAt,
-                final: final,
-                informs: informs,
-                corrects: corrects
-            )
-        }
+        for try await row in rows { return try Self.decodeEvent(row) }
         return nil
+    }
+
+    /// The columns ``decodeEvent(_:)`` reads, from `status_events e`.
+    private static let eventColumns = """
+        e.id, e.case_id, e.event_id, e.status_code, e.text_nl, e.text_en, e.explanation_nl, e.explanation_en, e.set_at,
+        e.final, e.informs, e.corrects
+        """
+
+    private static func decodeEvent(_ row: PostgresRow) throws -> StatusEvent {
+        let (id, caseID, eventID, code, nl, en, explanationNL, explanationEN, setAt, final, informs, corrects) = try row.decode(
+            (Int64, UUID, String, String, String, String?, String?, String?, Date, Bool, Bool, String?).self
+        )
+        return StatusEvent(
+            id: id,
+            caseID: caseID,
+            eventID: eventID,
+            statusCode: code,
+            text: LocalizedText(nl: nl, en: en),
+            explanation: explanationNL.map { LocalizedText(nl: $0, en: explanationEN) },
+            setAt: setAt,
+            final: final,
+            informs: informs,
+            corrects: corrects
+        )
     }
 
     /// Decodes the columns `find` selects.
