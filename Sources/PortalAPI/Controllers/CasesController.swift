@@ -44,10 +44,9 @@ struct CasesController {
             }
         }
         if !errors.isEmpty { throw Problem.invalidInput(errors) }
-        // Recorded before the data is sent: no disclosure without its record.
-        try await self.identity.database.transaction(logger: context.logger) { connection in
-            try await self.audit("case.list.read", objectID: nil, context: context, on: connection)
-        }
+        // Recorded (and committed) before the data is sent: no disclosure without its record.
+        try await self.identity.audit.record(
+            self.auditRecord("case.list.read", objectID: nil, context: context), client: self.identity.database, logger: context.logger)
         let (items, next) = try await self.cases.list(query, client: self.identity.database, logger: context.logger)
         let locale = context.resident.locale
         return try JSONResponse.make(.ok, CaseListView(items: items.map { CaseListItemView($0, locale: locale) }, next: next?.token))
@@ -115,16 +114,17 @@ struct CasesController {
     private func audit(_ activity: String, objectID: UUID?, context: ResidentRequestContext, on connection: PostgresConnection) async throws
     {
         try await self.identity.audit.record(
-            AuditRecord(
-                activity: activity,
-                actor: .resident(context.resident.id),
-                subject: context.resident.subject,
-                objectType: "case",
-                objectID: objectID?.uuidString.lowercased(),
-                traceID: context.traceID
-            ),
-            on: connection,
-            logger: context.logger
+            self.auditRecord(activity, objectID: objectID, context: context), on: connection, logger: context.logger)
+    }
+
+    private func auditRecord(_ activity: String, objectID: UUID?, context: ResidentRequestContext) -> AuditRecord {
+        AuditRecord(
+            activity: activity,
+            actor: .resident(context.resident.id),
+            subject: context.resident.subject,
+            objectType: "case",
+            objectID: objectID?.uuidString.lowercased(),
+            traceID: context.traceID
         )
     }
 }

@@ -61,7 +61,17 @@ public struct AuditLog: Sendable {
         self.hasher = hasher
     }
 
+    /// Writes a record on its own, committed when this returns: for reads, which have no transaction of their own to
+    /// share; call it before sending the data, so nothing is disclosed without its record. One round trip.
+    public func record(_ record: AuditRecord, client: PostgresClient, logger: Logger) async throws {
+        try await client.query(self.insert(record), logger: logger)
+    }
+
     public func record(_ record: AuditRecord, on connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.query(self.insert(record), logger: logger)
+    }
+
+    private func insert(_ record: AuditRecord) -> PostgresQuery {
         let (actorKind, actorID): (String, String) =
             switch record.actor {
             case .resident(let id): ("resident", id.uuidString.lowercased())
@@ -70,13 +80,10 @@ public struct AuditLog: Sendable {
             case .system(let name): ("system", name)
             }
         let subjectHash = record.subject.map(self.hasher.hash)
-        try await connection.query(
-            """
+        return """
             INSERT INTO audit_log (activity, actor_kind, actor_id, subject_hash, object_type, object_id, result, trace_id)
             VALUES (\(record.activity), \(actorKind), \(actorID), \(subjectHash), \(record.objectType), \(record.objectID),
                     \(record.result.rawValue), \(record.traceID))
-            """,
-            logger: logger
-        )
+            """
     }
 }

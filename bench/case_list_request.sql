@@ -1,0 +1,29 @@
+-- pgbench: everything the API sends to PostgreSQL for one GET /api/v1/cases, in the same order: the session lookup
+-- (SessionStore.resume), the audit record (its own statement, committed before the data is sent), and the list.
+\set r random(1, 1000)
+WITH found AS (
+    SELECT r.id, r.subject_kind, r.subject, r.locale, r.email, s.csrf_token, s.method, s.acr, s.expires_at, s.last_seen_at
+    FROM sessions AS s JOIN residents AS r ON r.id = s.resident_id
+    WHERE s.token_hash = sha256(convert_to('bench-token-' || :r, 'UTF8'))
+      AND s.expires_at > now()
+      AND s.last_seen_at > now() - make_interval(secs => 900)
+), touched AS (
+    UPDATE sessions SET last_seen_at = now()
+    WHERE token_hash = sha256(convert_to('bench-token-' || :r, 'UTF8'))
+      AND EXISTS (SELECT 1 FROM found WHERE last_seen_at < now() - interval '1 minute')
+)
+SELECT id, subject_kind, subject, locale, email, csrf_token, method, acr, expires_at FROM found;
+INSERT INTO audit_log (activity, actor_kind, actor_id, subject_hash, object_type, object_id, result, trace_id)
+VALUES ('case.list.read', 'resident', 'bench', 'bench-hash', 'case', NULL, 'success', md5(random()::text));
+SELECT c.id, ct.code, ct.name_nl, ct.name_en, c.title, c.status_code, c.status_text_nl, c.status_text_en,
+       c.status_set_at, c.status_final, c.due_date::text,
+       (c.due_date < (now() AT TIME ZONE 'Europe/Amsterdam')::date AND NOT c.status_final),
+       c.last_activity_at, (extract(epoch FROM c.last_activity_at) * 1000000)::bigint
+FROM cases c JOIN case_types ct ON ct.id = c.case_type_id
+WHERE c.subject_kind = 'bsn' AND c.subject = (SELECT bsn FROM bench_subjects WHERE r = :r)
+  AND (NULL::text IS NULL OR c.status_final = (NULL::text = 'closed'))
+  AND (NULL::text IS NULL OR ct.code = NULL::text)
+  AND (NULL::bigint IS NULL
+       OR (c.last_activity_at, c.id) < ('epoch'::timestamptz + NULL::bigint * interval '1 microsecond', NULL::uuid))
+ORDER BY c.last_activity_at DESC, c.id DESC
+LIMIT 21;

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Status-tracking benchmark: resident case-list reads through the API (wrk) side by side with pgbench running the
+# same SQL against the same database in the same run, on realistic data (bench/cases_data.sql); and status pushes
+# through the department API, one per request and in batches.
+# Writes the "Status tracking" section of docs/BENCHMARKS.md and prints it.
+# Usage: bench/cases.sh [residents=100000] [cases=1000000] [seconds=15] [connections=16]
+set -euo pipefail
+source "$(dirname "$0")/../scripts/lib.sh"
+cd "$PORTAL_ROOT"
+residents=${1:-100000}
+cases=${2:-1000000}
+seconds=${3:-15}
+connections=${4:-16}
+
+ensure_swift
+ensure_postgres
+command -v wrk >/dev/null || apt_install wrk
+work=$(mktemp -d /tmp/portal-bench.XXXXXX)
+chmod 755 "$work"
+api_pid=
+cleanup() {
+    [ -n "$api_pid" ] && kill "$api_pid" 2>/dev/null && wait "$api_pid" 2>/dev/null || true
+    stop_postgres "$work/pg"
+    rm -rf "$work"
+}
+trap cleanup EXIT
+port=$(free_port)
+start_postgres "$work/pg" "$port" shared_buffers=512MB max_connections=200
+psql_() { psql -X -q -h 127.0.0.1 -p "$port" -U postgres "$@"; }
+psql_ -d postgres -c "CREATE DATABASE bench"
+export PORTAL_DATABASE_URL="postgres://postgres@127.0.0.1:$port/bench?sslmode=disable"
+
+log "building (release)"
+swift build -c release --product PortalAPI >/dev/null
+bin=$(swift build -c release --show-bin-path)
+"$bin/PortalAPI" migrate >/dev/null
+
+log "generating $residents residents, $cases cases, $(( cases * 5 )) status events"
+started=$(date +%s)
+psql_ -d bench -v residents="$residents" -v cases="$cases" -f bench/cases_data.sql
+log "generated in $(( $(date +%s) - started ))s"
+
+api_port=$(free_port)
+PORTAL_HTTP_PORT=$api_port PORTAL_DATABASE_MAX_CONNECTIONS=$(( connections + 4 )) PORTAL_LOG_LEVEL=warning \
+    PORTAL_AUDIT_KEY=bench-audit-key-0123456789abcdef0123456789 "$bin/PortalAPI" serve >"$work/api.log" 2>&1 &
+api_pid=$!
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$api_port/health/ready" >/dev/null 2>&1 && break; sleep 0.2; done
+curl -fs "http://127.0.0.1:$api_port/health/ready" >/dev/null || { cat "$work/api.log"; die "the API did not start"; }
+check=$(curl -s -o /dev/null -w '%{http_code}' -H 'Cookie: __Host-portal-session=bench-token-1' "http://127.0.0.1:$api_port/api/v1/cases")
+[ "$check" = 200 ] || die "a benchmark session does not work (HTTP $check)"
+
+wrk_run() {  # connections script -> "rps p50ms p99ms"
+    local out
+    out=$(wrk -t2 -c"$1" -d"${seconds}s" --latency -s "$2" "http://127.0.0.1:$api_port" 2>&1)
+    python3 - "$out" <<'PY'
+import re, sys
+out = sys.argv[1]
+def ms(label):
+    m = re.search(r'^\s*' + label + r'\s+([\d.]+)(us|ms|s)\s*$', out, re.M)
+    if not m: return float('nan')
+    v, unit = float(m.group(1)), m.group(2)
+    return v / 1000 if unit == 'us' else v * 1000 if unit == 's' else v
+rps = re.search(r'Requests/sec:\s+([\d.]+)', out)
+errors = re.search(r'Non-2xx or 3xx responses:\s+(\d+)', out)
+if errors: sys.exit(f"wrk saw {errors.group(1)} failed responses:\n{out}")
+print(rps.group(1) if rps else 'nan', ms('50%'), ms('99%'))
+PY
+}
+pgbench_tps() {  # clients script
+    local out
+    out=$(pgbench -n -h 127.0.0.1 -p "$port" -U postgres -c "$1" -j 2 -T "$seconds" -f "$2" bench 2>&1)
+    sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out" | head -n 1 | grep . || { echo "$out" >&2; die "pgbench printed no tps"; }
+}
+
+log "warming up"
+wrk -t2 -c"$connections" -d5s -s bench/case_list.lua "http://127.0.0.1:$api_port" >/dev/null
+log "API: GET /api/v1/cases, $connections connections, ${seconds}s"
+read -r api_rps api_p50 api_p99 <<<"$(wrk_run "$connections" bench/case_list.lua)"
+log "pgbench: the list query alone, $connections clients"
+pg_list=$(pgbench_tps "$connections" bench/case_list.sql)
+log "pgbench: everything the API sends per request (session, audit commit, list), $connections clients"
+pg_request=$(pgbench_tps "$connections" bench/case_list_request.sql)
+light=$(( connections / 4 > 0 ? connections / 4 : 1 ))
+log "API at lighter load: $light connections"
+read -r light_rps light_p50 light_p99 <<<"$(wrk_run "$light" bench/case_list.lua)"
+
+log "status pushes"
+bench_department=$(psql_ -d bench -At -c "SELECT id FROM departments WHERE name = 'Bench'")
+key=$("$bin/PortalAPI" department rotate-key --id "$bench_department" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["apiKey"])')
+export BENCH_KEY=$key BENCH_CASES=$cases  # read by bench/status_push.lua
+read -r push_rps push_p50 push_p99 <<<"$(wrk_run "$connections" bench/status_push.lua)"
+batch_rate=$(python3 - "$api_port" "$key" "$cases" <<'PY'
+import json, random, sys, time, urllib.request
+port, key, cases = sys.argv[1], sys.argv[2], int(sys.argv[3])
+batches, size, items = 10, 1000, 0
+started = time.monotonic()
+for b in range(batches):
+    body = {"items": [{"reference": f"B-{random.randint(1, cases)}", "statuses": [{"eventId": f"batch-{b}-{i}-{time.time_ns()}",
+            "statusType": "s4", "setAt": "2026-11-23T11:00:00Z", "text": {"nl": "Bijgewerkt"}}]} for i in range(size)]}
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/department/cases:batch", data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"}, method="POST")
+    result = json.load(urllib.request.urlopen(request, timeout=120))
+    if result["failed"]: sys.exit(f"batch {b}: {result['failed']} items failed: {result['results'][:3]}")
+    items += result["applied"]
+print(f"{items / (time.monotonic() - started):.0f}")
+PY
+)
+rss_kb=$(ps -o rss= -p "$api_pid" | tr -d ' ')
+pg_version=$(psql_ -d bench -At -c "SHOW server_version")
+settings=$(psql_ -d bench -At -F '=' -c "SELECT name, setting FROM pg_settings
+    WHERE name IN ('fsync', 'synchronous_commit', 'shared_buffers') ORDER BY name" | paste -sd, -)
+
+python3 - <<PY
+import datetime, os, platform, re
+cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), platform.processor())
+mem = round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)
+api, pg_list, pg_request = float("$api_rps"), float("$pg_list"), float("$pg_request")
+section = f"""## Status tracking
+
+Measured {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} with \`bench/cases.sh $residents $cases $seconds $connections\`
+on {os.cpu_count()} cores ({cpu}), {mem} GiB, PostgreSQL $pg_version on loopback ($settings), the API as one release
+process with {$connections + 4} database connections; wrk and pgbench on the same machine. Data: $residents residents,
+$cases cases, $(( cases * 5 )) status events (bench/cases_data.sql); reads by 1000 residents with a session.
+
+| figure | ours (API) | pgbench, same database, same run | result |
+| --- | ---: | ---: | --- |
+| GET /api/v1/cases, $connections connections (requests/s) | {api:,.0f} | {pg_list:,.0f} (the list query alone) | **{api / pg_list:.2f}×** of pgbench (target ≥ 0.5×) |
+| the same, against everything the API sends per request | | {pg_request:,.0f} (session lookup, audit commit, list) | **{api / pg_request:.2f}×** |
+| latency at $connections connections: p50 / p99 (ms) | {float("$api_p50"):.1f} / {float("$api_p99"):.1f} | | |
+| latency at $light connections ({float("$light_rps"):,.0f} requests/s): p50 / p99 (ms) | {float("$light_p50"):.1f} / {float("$light_p99"):.1f} | | p99 under 20 ms at half load |
+| status pushes, one per request, $connections connections (events/s) | {float("$push_rps"):,.0f} | | p99 {float("$push_p99"):.1f} ms |
+| status pushes in batches of 1,000, one client (events/s) | {float("$batch_rate"):,.0f} | | |
+| API resident memory after the run (MiB) | {int("$rss_kb") / 1024:.0f} | | |
+
+Every API read writes its audit record (Logboek dataverwerkingen) in a committed transaction before it answers, so a
+read costs a durable commit; the second pgbench line runs that same work. wrk has no fixed request rate, so the
+"half load" figure is taken with a quarter of the connections, and its request rate is shown with it.
+"""
+path = 'docs/BENCHMARKS.md'
+text = open(path).read()
+if '## Status tracking' in text:
+    text = re.sub(r'## Status tracking\n.*?(?=\n## |\Z)', section.rstrip() + '\n', text, flags=re.S)
+else:
+    text = text.rstrip() + '\n\n' + section
+open(path, 'w').write(text)
+print(section)
+PY
