@@ -27,6 +27,7 @@ call() {  # method path body
 
 day() { date -u -d "$1" +%Y-%m-%dT%H:%M:%SZ; }
 
+call PUT /api/v1/department/contact '{"name": "Klantcontactcentrum", "phone": "14 023", "email": "info@example.org", "hours": "ma-vr 8-20"}'
 call PUT /api/v1/department/case-types/paspoort '{
   "name": {"nl": "Paspoort aanvragen", "en": "Passport application"}, "termDays": 56,
   "statusTypes": [

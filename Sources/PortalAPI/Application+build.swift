@@ -27,7 +27,7 @@ func buildRouter(_ process: PortalProcess, settings: APISettings, http: HTTPClie
     try OpenAPIController().register(on: routes)
     AuthController(identity: identity).register(on: routes)
     MeController(identity: identity).register(on: routes)
-    DepartmentController().register(on: routes)
+    DepartmentController(identity: identity).register(on: routes)
     let departmentCases = DepartmentCasesController(identity: identity, jobs: process.jobs)
     departmentCases.register(on: routes)
     DepartmentBatchController(cases: departmentCases).register(on: routes)

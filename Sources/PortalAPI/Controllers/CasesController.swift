@@ -59,13 +59,14 @@ struct CasesController {
             else { return nil }
             let history = try await self.cases.history(of: record.id, on: connection, logger: context.logger)
             let caseType = try await self.caseTypes.find(id: record.caseTypeID, on: connection, logger: context.logger)
-            let department = try await self.departmentName(record.departmentID, on: connection, context: context)
+            let department = try await self.identity.departments.contact(of: record.departmentID, on: connection, logger: context.logger)
             try await self.audit("case.read", objectID: record.id, context: context, on: connection)
             return CaseDetailView(
                 record,
                 caseType: caseType,
                 history: history,
-                departmentName: department,
+                departmentName: department?.name ?? "",
+                departmentContact: department?.contact,
                 locale: context.resident.locale
             )
         }
@@ -104,11 +105,6 @@ struct CasesController {
     static func caseID(_ context: ResidentRequestContext) throws -> UUID {
         guard let text = context.parameters.get("id"), let id = UUID(uuidString: text) else { throw Problem.notFound }
         return id
-    }
-
-    private func departmentName(_ id: UUID, on connection: PostgresConnection, context: ResidentRequestContext) async throws -> String {
-        let rows = try await connection.query("SELECT name FROM departments WHERE id = \(id)", logger: context.logger)
-        return try await rows.decode(String.self).first(where: { _ in true }) ?? ""
     }
 
     private func audit(_ activity: String, objectID: UUID?, context: ResidentRequestContext, on connection: PostgresConnection) async throws
@@ -222,7 +218,14 @@ struct CaseDetailView: Encodable {
     let unreadMessages: Int
     let documents: Int
 
-    init(_ record: CaseRecord, caseType: CaseType?, history: [StatusEvent], departmentName: String, locale: Resident.Locale) {
+    init(
+        _ record: CaseRecord,
+        caseType: CaseType?,
+        history: [StatusEvent],
+        departmentName: String,
+        departmentContact: Contact?,
+        locale: Resident.Locale
+    ) {
         self.id = record.id.uuidString.lowercased()
         self.caseType = CaseTypeRef(code: record.caseTypeCode, name: caseType?.name.text(for: locale) ?? record.caseTypeCode)
         self.title = record.title
@@ -251,7 +254,8 @@ struct CaseDetailView: Encodable {
             next = remaining.map { $0.name.text(for: locale) }
         }
         self.nextSteps = next
-        let contact = record.handler ?? Contact(name: departmentName)
+        // Whom to ask: the case's handler, else the department's general contact, else at least the department's name.
+        let contact = record.handler ?? departmentContact ?? Contact(name: departmentName)
         self.contact = ContactView(name: contact.name, phone: contact.phone, email: contact.email, hours: contact.hours)
         self.unreadMessages = 0
         self.documents = 0

@@ -124,14 +124,7 @@ struct DepartmentCasesController {
         let language = body.choice("language", Resident.Locale.self) ?? .nl
         let contactEmail = body.string("contactEmail", maxLength: 254)
         if let contactEmail, !MeController.isPlausibleEmail(contactEmail) { body.fail("contactEmail", "invalid", "Not an e-mail address.") }
-        let handler = body.nested("handler") { handler -> Contact? in
-            let name = handler.string("name", required: true, maxLength: 200)
-            let phone = handler.string("phone", maxLength: 50)
-            let email = handler.string("email", maxLength: 254)
-            if let email, !MeController.isPlausibleEmail(email) { handler.fail("email", "invalid", "Not an e-mail address.") }
-            let hours = handler.string("hours", maxLength: 200)
-            return name.map { Contact(name: $0, phone: phone, email: email, hours: hours) }
-        }
+        let handler = body.nested("handler") { Self.readContact(&$0) }
         guard let subject, let caseTypeCode, let title, !title.isEmpty, let submittedAt else { return (nil, caseTypeCode) }
         let fields = CaseFields(
             subject: subject,
@@ -144,6 +137,16 @@ struct DepartmentCasesController {
             handler: handler
         )
         return (fields, caseTypeCode)
+    }
+
+    /// Reads a contact: `name` (required), `phone`, `email`, `hours`.
+    static func readContact(_ body: inout JSONBody) -> Contact? {
+        let name = body.string("name", required: true, maxLength: 200)
+        let phone = body.string("phone", maxLength: 50)
+        let email = body.string("email", maxLength: 254)
+        if let email, !MeController.isPlausibleEmail(email) { body.fail("email", "invalid", "Not an e-mail address.") }
+        let hours = body.string("hours", maxLength: 200)
+        return name.map { Contact(name: $0, phone: phone, email: email, hours: hours) }
     }
 
     func putCase(_ request: Request, context: DepartmentRequestContext) async throws -> Response {

@@ -97,6 +97,21 @@ public struct DepartmentStore: Sendable {
         }
     }
 
+    /// Sets the department's general contact, shown to residents when a case names no handler.
+    public func setContact(of id: UUID, _ contact: Contact, client: PostgresClient, logger: Logger) async throws {
+        let json = String(decoding: try JSONEncoder().encode(contact), as: UTF8.self)
+        try await client.query("UPDATE departments SET contact = \(json)::jsonb WHERE id = \(id)", logger: logger)
+    }
+
+    /// The department's name and general contact (nil when it set none).
+    public func contact(of id: UUID, on connection: PostgresConnection, logger: Logger) async throws -> (name: String, contact: Contact?)? {
+        let rows = try await connection.query("SELECT name, contact::text FROM departments WHERE id = \(id)", logger: logger)
+        for try await (name, contact) in rows.decode((String, String?).self) {
+            return (name, try contact.map { try JSONDecoder().decode(Contact.self, from: Data($0.utf8)) })
+        }
+        return nil
+    }
+
     public func list(client: PostgresClient, logger: Logger) async throws -> [Department] {
         try await Self.decode(
             client.query("SELECT id, name, created_at, revoked_at FROM departments ORDER BY name", logger: logger)

@@ -202,6 +202,33 @@ struct CaseTrackingTests {
         }
     }
 
+    @Test("a case without a handler shows the department's general contact, or at least its name")
+    func fallbackContact() async throws {
+        try await APIHarness.with { api async throws in
+            let department = try await Self.department(api, name: "Burgerzaken")
+            let body =
+                #"{"subject": {"bsn": "999993653"}, "caseType": "paspoort", "title": "Paspoort", "submittedAt": "2026-11-20T09:12:00Z"}"#
+            let id = try #require(
+                try APIHarness.object(try await api.request(.put, "/api/v1/department/cases/C-1", headers: department, json: body))["id"]?
+                    .stringValue)
+            let session = try await api.devLogin()
+            let contact = { () async throws -> JSONValue? in
+                try APIHarness.object(try await api.request(.get, "/api/v1/cases/\(id)", headers: session.headers))["contact"]
+            }
+            #expect(try await contact() == .object(["name": .string("Burgerzaken")]))
+            let set = #"{"name": "Klantcontactcentrum", "phone": "14 023", "email": "kcc@example.org", "hours": "ma-vr 8-20"}"#
+            #expect(try await api.request(.put, "/api/v1/department/contact", headers: department, json: set).status == .ok)
+            #expect(
+                try await contact()
+                    == .object([
+                        "name": .string("Klantcontactcentrum"), "phone": .string("14 023"), "email": .string("kcc@example.org"),
+                        "hours": .string("ma-vr 8-20"),
+                    ]))
+            let bad = try await api.request(.put, "/api/v1/department/contact", headers: department, json: #"{"email": "nope"}"#)
+            #expect(try APIHarness.invalidParams(bad) == ["email", "name"])
+        }
+    }
+
     @Test("bad department input is a 400 that lists every field error, and 413 and 415 for the wrong body")
     func badInput() async throws {
         try await APIHarness.with { api async throws in
