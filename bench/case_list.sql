@@ -5,7 +5,7 @@
 SELECT c.id, ct.code, ct.name_nl, ct.name_en, c.title, c.status_code, c.status_text_nl, c.status_text_en,
        c.status_set_at, c.status_final, c.due_date::text,
        (c.due_date < (now() AT TIME ZONE 'Europe/Amsterdam')::date AND NOT c.status_final),
-       c.last_activity_at, (extract(epoch FROM c.last_activity_at) * 1000000)::bigint
+       (extract(epoch FROM c.last_activity_at) * 1000000)::bigint
 FROM cases c JOIN case_types ct ON ct.id = c.case_type_id
 WHERE c.subject_kind = 'bsn' AND c.subject = (SELECT bsn FROM bench_subjects WHERE r = :r)
   AND (NULL::text IS NULL OR c.status_final = (NULL::text = 'closed'))

@@ -246,16 +246,10 @@ actor OIDCClient {
     /// The JOSE header, decoded without trusting anything in it yet.
     static func header(of token: String) throws -> [String: JSONValue] {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3, let data = Self.base64URLDecode(parts[0]),
+        guard parts.count == 3, let data = SecretToken.base64URLDecode(parts[0]),
             case .object(let header)? = try? JSONDecoder().decode(JSONValue.self, from: data)
         else { throw OIDCError.malformedToken }
         return header
-    }
-
-    static func base64URLDecode(_ text: Substring) -> Data? {
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
-        return Data(base64Encoded: base64)
     }
 
     // MARK: Discovery and keys

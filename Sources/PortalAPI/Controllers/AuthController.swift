@@ -167,20 +167,8 @@ struct AuthController {
         } else {
             body = try await JSONBody.read(request, context: context, limit: 16 * 1024)
         }
-        let bsn = body.string("bsn", maxLength: 20)
-        let kvk = body.string("kvk", maxLength: 20)
+        let subject = body.subjectFields()
         let returnTo = body.string("returnTo", maxLength: 2000)
-        var subject: Subject?
-        switch (bsn, kvk) {
-        case (let bsn?, nil):
-            do { subject = try Subject(kind: .bsn, validating: bsn) } catch { body.fail("bsn", "invalid", error.description) }
-        case (nil, let kvk?):
-            do { subject = try Subject(kind: .kvk, validating: kvk) } catch { body.fail("kvk", "invalid", error.description) }
-        case (nil, nil):
-            if !body.contains("bsn") && !body.contains("kvk") { body.fail("bsn", "required", "Give a bsn or a kvk number.") }
-        case (_?, _?):
-            body.fail("kvk", "invalid", "Give a bsn or a kvk number, not both.")
-        }
         var target = "/"
         if let returnTo {
             do { target = try Self.returnTo(returnTo) } catch { body.fail("returnTo", "invalid", "Must be a path on this site.") }

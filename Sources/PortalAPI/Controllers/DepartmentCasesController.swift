@@ -122,8 +122,7 @@ struct DepartmentCasesController {
         let submittedAt = body.timestamp("submittedAt", required: true)
         let dueDate = body.date("dueDate")
         let language = body.choice("language", Resident.Locale.self) ?? .nl
-        let contactEmail = body.string("contactEmail", maxLength: 254)
-        if let contactEmail, !MeController.isPlausibleEmail(contactEmail) { body.fail("contactEmail", "invalid", "Not an e-mail address.") }
+        let contactEmail = body.email("contactEmail")
         let handler = body.nested("handler") { Self.readContact(&$0) }
         guard let subject, let caseTypeCode, let title, !title.isEmpty, let submittedAt else { return (nil, caseTypeCode) }
         let fields = CaseFields(
@@ -143,8 +142,7 @@ struct DepartmentCasesController {
     static func readContact(_ body: inout JSONBody) -> Contact? {
         let name = body.string("name", required: true, maxLength: 200)
         let phone = body.string("phone", maxLength: 50)
-        let email = body.string("email", maxLength: 254)
-        if let email, !MeController.isPlausibleEmail(email) { body.fail("email", "invalid", "Not an e-mail address.") }
+        let email = body.email("email")
         let hours = body.string("hours", maxLength: 200)
         return name.map { Contact(name: $0, phone: phone, email: email, hours: hours) }
     }
@@ -245,7 +243,7 @@ struct DepartmentCasesController {
             throw Self.problem(error)
         }
         switch outcome {
-        case .added(let stored, _, _): return try JSONResponse.make(.created, StatusEventView(stored))
+        case .added(let stored): return try JSONResponse.make(.created, StatusEventView(stored))
         case .replayed(let original): return try JSONResponse.make(.ok, StatusEventView(original))
         }
     }
@@ -421,24 +419,5 @@ struct DepartmentCaseView: Encodable {
         self.handler = record.handler
         self.status = record.status.map { StatusView(code: $0.code, text: $0.text, setAt: $0.setAt, final: $0.final) }
         self.history = history?.map(StatusEventView.init)
-    }
-}
-
-extension JSONBody {
-    /// `{"bsn": "..."}` or `{"kvk": "..."}`, validated.
-    mutating func subject(_ name: String, required: Bool) -> Subject? {
-        self.nested(name, required: required) { subject -> Subject? in
-            let bsn = subject.string("bsn", maxLength: 20)
-            let kvk = subject.string("kvk", maxLength: 20)
-            switch (bsn, kvk) {
-            case (let bsn?, nil):
-                do { return try Subject(kind: .bsn, validating: bsn) } catch { subject.fail("bsn", "invalid", "\(error)") }
-            case (nil, let kvk?):
-                do { return try Subject(kind: .kvk, validating: kvk) } catch { subject.fail("kvk", "invalid", "\(error)") }
-            case (nil, nil): subject.fail("bsn", "required", "Give a bsn or a kvk number.")
-            case (_?, _?): subject.fail("kvk", "invalid", "Give a bsn or a kvk number, not both.")
-            }
-            return nil
-        }
     }
 }

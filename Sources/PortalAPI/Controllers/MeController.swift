@@ -49,10 +49,7 @@ struct MeController {
             mediaTypes: ["application/json", "application/merge-patch+json"]
         )
         let locale = body.choice("locale", Resident.Locale.self)
-        let email = body.nullableString("email", maxLength: 254)
-        if case .some(let address?) = email, !Self.isPlausibleEmail(address) {
-            body.fail("email", "invalid", "Not an e-mail address.")
-        }
+        let email = body.nullableEmail("email")
         try body.finish()
         let updated = try await self.identity.database.transaction(logger: context.logger) { connection in
             let resident = try await self.identity.residents.updateSettings(
@@ -94,14 +91,5 @@ struct MeController {
             email: resident.email,
             session: session
         )
-    }
-
-    /// One `@`, something on both sides, a dot in the domain, no spaces: enough to catch typing mistakes. Whether
-    /// the address works is for the mail server to say.
-    static func isPlausibleEmail(_ value: String) -> Bool {
-        let parts = value.split(separator: "@", omittingEmptySubsequences: false)
-        guard parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), !parts[1].hasPrefix("."), !parts[1].hasSuffix(".")
-        else { return false }
-        return !value.contains(where: { $0.isWhitespace || $0.isNewline })
     }
 }

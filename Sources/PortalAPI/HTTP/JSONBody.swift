@@ -79,20 +79,6 @@ struct JSONBody {
         }
     }
 
-    /// A field that may be set to a string or to null: `.none` when absent, `.some(nil)` when null.
-    mutating func nullableString(_ name: String, maxLength: Int = 1000) -> String?? {
-        guard let value = self.object[name] else {
-            self.known.insert(name)
-            return .none
-        }
-        if value == .null {
-            self.known.insert(name)
-            return .some(nil)
-        }
-        guard let string = self.string(name, maxLength: maxLength) else { return .none }
-        return .some(string)
-    }
-
     /// A string field with a fixed set of values.
     mutating func choice<T: RawRepresentable<String> & CaseIterable>(_ name: String, _ type: T.Type, required: Bool = false) -> T? {
         guard let raw = self.string(name, required: required) else { return nil }
@@ -102,6 +88,54 @@ struct JSONBody {
             return nil
         }
         return value
+    }
+
+    /// An e-mail address: one `@`, something on both sides, a dot in the domain, no spaces. Enough to catch typing
+    /// mistakes; whether the address works is for the mail server to say.
+    mutating func email(_ name: String) -> String? {
+        guard let value = self.string(name, maxLength: 254) else { return nil }
+        let parts = value.split(separator: "@", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), !parts[1].hasPrefix("."), !parts[1].hasSuffix("."),
+            !value.contains(where: { $0.isWhitespace || $0.isNewline })
+        else {
+            self.fail(name, "invalid", "Not an e-mail address.")
+            return nil
+        }
+        return value
+    }
+
+    /// A field that may be set to an e-mail address or to null: `.none` when absent, `.some(nil)` when null.
+    mutating func nullableEmail(_ name: String) -> String?? {
+        guard let value = self.object[name] else {
+            self.known.insert(name)
+            return .none
+        }
+        if value == .null {
+            self.known.insert(name)
+            return .some(nil)
+        }
+        guard let address = self.email(name) else { return .none }
+        return .some(address)
+    }
+
+    /// `bsn` or `kvk` (exactly one), validated: the subject of a case or of a development login.
+    mutating func subjectFields() -> Subject? {
+        let bsn = self.string("bsn", maxLength: 20)
+        let kvk = self.string("kvk", maxLength: 20)
+        switch (bsn, kvk) {
+        case (let bsn?, nil):
+            do { return try Subject(kind: .bsn, validating: bsn) } catch { self.fail("bsn", "invalid", "\(error)") }
+        case (nil, let kvk?):
+            do { return try Subject(kind: .kvk, validating: kvk) } catch { self.fail("kvk", "invalid", "\(error)") }
+        case (nil, nil): self.fail("bsn", "required", "Give a bsn or a kvk number.")
+        case (_?, _?): self.fail("kvk", "invalid", "Give a bsn or a kvk number, not both.")
+        }
+        return nil
+    }
+
+    /// A nested `{"bsn": ...}` or `{"kvk": ...}`.
+    mutating func subject(_ name: String, required: Bool) -> Subject? {
+        self.nested(name, required: required) { $0.subjectFields() }
     }
 
     /// A boolean field.

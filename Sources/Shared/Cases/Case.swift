@@ -124,9 +124,8 @@ public struct StatusEvent: Sendable, Equatable {
 
 /// What adding a status event did.
 public enum StatusOutcome: Sendable, Equatable {
-    /// Stored. `current` says whether it is now the case's current status; `notified` whether a notification job
-    /// was enqueued for it.
-    case added(StatusEvent, current: Bool, notified: Bool)
+    /// Stored (and, when it became an informing current status, announced with a notification job).
+    case added(StatusEvent)
     /// The event id was seen before: nothing changed, this is the original.
     case replayed(StatusEvent)
 }

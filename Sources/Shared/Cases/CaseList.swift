@@ -12,7 +12,6 @@ public struct CaseListItem: Sendable, Equatable {
     public var dueDate: String?
     /// Past its due date (in Dutch time) and not closed.
     public var overdue: Bool
-    public var lastActivityAt: Date
 }
 
 /// Which of a resident's cases to list.
@@ -54,19 +53,10 @@ public struct CaseListCursor: Sendable, Equatable {
     }
 
     public init?(token: String) {
-        guard let data = Data(base64URLEncoded: token), let text = String(data: data, encoding: .utf8) else { return nil }
+        guard let data = SecretToken.base64URLDecode(token), let text = String(data: data, encoding: .utf8) else { return nil }
         let parts = text.split(separator: ".", maxSplits: 1)
         guard parts.count == 2, let micros = Int64(parts[0]), let id = UUID(uuidString: String(parts[1])) else { return nil }
         self.init(microseconds: micros, id: id)
-    }
-}
-
-extension Data {
-    /// Base64url without padding, as in RFC 4648 section 5.
-    init?(base64URLEncoded text: String) {
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
-        self.init(base64Encoded: base64)
     }
 }
 
@@ -79,7 +69,7 @@ extension CaseStore {
             SELECT c.id, ct.code, ct.name_nl, ct.name_en, c.title, c.status_code, c.status_text_nl, c.status_text_en,
                    c.status_set_at, c.status_final, c.due_date::text,
                    (c.due_date < (now() AT TIME ZONE 'Europe/Amsterdam')::date AND NOT c.status_final),
-                   c.last_activity_at, (extract(epoch FROM c.last_activity_at) * 1000000)::bigint
+                   (extract(epoch FROM c.last_activity_at) * 1000000)::bigint
             FROM cases c JOIN case_types ct ON ct.id = c.case_type_id
             WHERE c.subject_kind = \(query.subject.kind.rawValue) AND c.subject = \(query.subject.number)
               AND (\(query.state?.rawValue)::text IS NULL OR c.status_final = (\(query.state?.rawValue)::text = 'closed'))
@@ -94,9 +84,9 @@ extension CaseStore {
         )
         var items: [CaseListItem] = []
         var lastMicroseconds: Int64 = 0
-        for try await (id, code, nameNL, nameEN, title, statusCode, statusNL, statusEN, setAt, final, dueDate, overdue, activity, micros)
+        for try await (id, code, nameNL, nameEN, title, statusCode, statusNL, statusEN, setAt, final, dueDate, overdue, micros)
             in rows.decode(
-                (UUID, String, String, String?, String, String?, String?, String?, Date?, Bool, String?, Bool?, Date, Int64).self)
+                (UUID, String, String, String?, String, String?, String?, String?, Date?, Bool, String?, Bool?, Int64).self)
         {
             if items.count < query.limit { lastMicroseconds = micros }
             var status: CurrentStatus?
@@ -111,8 +101,7 @@ extension CaseStore {
                     title: title,
                     status: status,
                     dueDate: dueDate,
-                    overdue: overdue ?? false,
-                    lastActivityAt: activity
+                    overdue: overdue ?? false
                 )
             )
         }

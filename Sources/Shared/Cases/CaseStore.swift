@@ -69,8 +69,8 @@ public struct CaseStore: Sendable {
     /// Adds a status event to a case, in the caller's transaction, and moves the case's current status when the
     /// event is now the newest. Replaying an event id changes nothing and returns the original.
     ///
-    /// The case row is locked first, so concurrent events for one case are applied one after the other. A
-    /// notification job is enqueued in the same transaction when the event became the current status, informs the
+    /// The caller holds the case row locked (`find(_:lock: true)` in the same transaction), so concurrent events
+    /// for one case are applied one after the other. A notification job is enqueued in the same transaction when the event became the current status, informs the
     /// resident, and is not the first status of the case (unless the department set `informs` on it explicitly).
     public func addStatus(
         _ event: NewStatusEvent,
@@ -81,14 +81,11 @@ public struct CaseStore: Sendable {
         on connection: PostgresConnection,
         logger: Logger
     ) async throws -> StatusOutcome {
-        let locked = try await connection.query(
-            """
-            SELECT EXISTS (SELECT 1 FROM status_events WHERE case_id = \(record.id))
-            FROM cases WHERE id = \(record.id) FOR UPDATE
-            """,
+        let earlier = try await connection.query(
+            "SELECT EXISTS (SELECT 1 FROM status_events WHERE case_id = \(record.id))",
             logger: logger
         )
-        guard let hadEvents = try await locked.decode(Bool.self).first(where: { _ in true }) else { throw CaseError.unknownCase }
+        let hadEvents = try await earlier.decode(Bool.self).first(where: { _ in true }) ?? false
         if let original = try await self.event(departmentID: record.departmentID, eventID: event.eventID, on: connection, logger: logger) {
             guard original.caseID == record.id else { throw CaseError.eventForAnotherCase }
             return .replayed(original)
@@ -160,7 +157,7 @@ public struct CaseStore: Sendable {
             informs: informs,
             corrects: event.corrects
         )
-        return .added(stored, current: isCurrent, notified: notify)
+        return .added(stored)
     }
 
     // MARK: Reads

@@ -25,6 +25,13 @@ public enum SecretToken {
             .replacingOccurrences(of: "=", with: "")
     }
 
+    /// The bytes of base64url text, with or without padding; nil when it is not base64url.
+    public static func base64URLDecode(_ text: some StringProtocol) -> Data? {
+        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
+        return Data(base64Encoded: base64)
+    }
+
     /// Compares two secrets in time that depends only on their lengths.
     public static func constantTimeEquals(_ lhs: String, _ rhs: String) -> Bool {
         let left = Array(lhs.utf8)

@@ -75,7 +75,7 @@ public struct SessionStore: Sendable {
             """
             INSERT INTO sessions (token_hash, resident_id, csrf_token, method, acr, expires_at)
             VALUES (\(SecretToken.hash(token)), \(residentID), \(csrfToken), \(method), \(acr),
-                    now() + make_interval(secs => \(Self.seconds(self.settings.absoluteTimeout))))
+                    now() + make_interval(secs => \(self.settings.absoluteTimeout.inSeconds)))
             RETURNING expires_at
             """,
             logger: logger
@@ -99,7 +99,7 @@ public struct SessionStore: Sendable {
                 FROM sessions AS s JOIN residents AS r ON r.id = s.resident_id
                 WHERE s.token_hash = \(hash)
                   AND s.expires_at > now()
-                  AND s.last_seen_at > now() - make_interval(secs => \(Self.seconds(self.settings.idleTimeout)))
+                  AND s.last_seen_at > now() - make_interval(secs => \(self.settings.idleTimeout.inSeconds))
             ), touched AS (
                 UPDATE sessions SET last_seen_at = now()
                 WHERE token_hash = \(hash) AND EXISTS (SELECT 1 FROM found WHERE last_seen_at < now() - interval '1 minute')
@@ -168,7 +168,7 @@ public struct SessionStore: Sendable {
             WITH gone AS (
                 DELETE FROM sessions
                 WHERE expires_at <= now()
-                   OR last_seen_at <= now() - make_interval(secs => \(Self.seconds(self.settings.idleTimeout)))
+                   OR last_seen_at <= now() - make_interval(secs => \(self.settings.idleTimeout.inSeconds))
                 RETURNING 1
             )
             SELECT count(*)::bigint FROM gone
@@ -178,9 +178,5 @@ public struct SessionStore: Sendable {
         for try await count in sessions.decode(Int.self) { removed += count }
         try await client.query("DELETE FROM login_attempts WHERE expires_at <= now()", logger: logger)
         return removed
-    }
-
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 }

@@ -202,7 +202,7 @@ struct CaseTrackingTests {
         }
     }
 
-    @Test("a case without a handler shows the department's general contact, or at least its name")
+    @Test("a case without a handler shows the department's general contact; a first status notifies when asked to")
     func fallbackContact() async throws {
         try await APIHarness.with { api async throws in
             let department = try await Self.department(api, name: "Burgerzaken")
@@ -224,6 +224,12 @@ struct CaseTrackingTests {
                         "name": .string("Klantcontactcentrum"), "phone": .string("14 023"), "email": .string("kcc@example.org"),
                         "hours": .string("ma-vr 8-20"),
                     ]))
+            // A case's first status notifies only when the department asks for it explicitly.
+            let first = Self.status("c1", "ontvangen", at: "2026-11-20T09:13:00Z", text: "Ontvangen", extra: #", "informs": true"#)
+            #expect(
+                try await api.request(.post, "/api/v1/department/cases/C-1/statuses", headers: department, json: first).status == .created)
+            #expect(try await Self.jobs(api).count == 1)
+
             let bad = try await api.request(.put, "/api/v1/department/contact", headers: department, json: #"{"email": "nope"}"#)
             #expect(try APIHarness.invalidParams(bad) == ["email", "name"])
         }
