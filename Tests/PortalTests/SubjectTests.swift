@@ -38,5 +38,8 @@ struct SubjectTests {
         let other = SubjectHasher(key: String(repeating: "b", count: 32)).hash(subject)
         #expect(one.count == 64 && one != other && !one.contains("999993653"))
         #expect(SubjectHasher(key: String(repeating: "a", count: 32)).hash(subject) == one)
+        // An auditor recomputes it with any HMAC tool: HMAC-SHA256(key, "bsn:<number>") in lowercase hex
+        // (python3 -c "import hmac; print(hmac.new(b'a'*32, b'bsn:999993653', 'sha256').hexdigest())").
+        #expect(one == "5be928fcb1cb4cb8dca247212b5808a990192b97450d761d94d3497bb4b02374")
     }
 }

@@ -26,7 +26,7 @@ struct IdentityServices: Sendable {
         self.database = database
         self.sessions = SessionStore(settings: settings.sessions)
         self.oidc = oidc
-        self.audit = AuditLog(hasher: settings.subjectHasher)
+        self.audit = AuditLog(hasher: settings.subjectHasher, database: database)
         self.devLogin = settings.devLogin
         self.logger = logger
         self.security = SecurityEvents(logger: logger)

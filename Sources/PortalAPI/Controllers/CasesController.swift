@@ -44,10 +44,12 @@ struct CasesController {
             }
         }
         if !errors.isEmpty { throw Problem.invalidInput(errors) }
-        // Recorded (and committed) before the data is sent: no disclosure without its record.
-        try await self.identity.audit.record(
-            self.auditRecord("case.list.read", objectID: nil, context: context), client: self.identity.database, logger: context.logger)
+        // The record is written while the list is read, and committed before the data is sent: no disclosure
+        // without its record.
+        async let recorded: Void = self.identity.audit.record(
+            self.auditRecord("case.list.read", objectID: nil, context: context), logger: context.logger)
         let (items, next) = try await self.cases.list(query, client: self.identity.database, logger: context.logger)
+        try await recorded
         let locale = context.resident.locale
         return try JSONResponse.make(.ok, CaseListView(items: items.map { CaseListItemView($0, locale: locale) }, next: next?.token))
     }

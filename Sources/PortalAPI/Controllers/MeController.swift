@@ -35,7 +35,6 @@ struct MeController {
     func show(_ request: Request, context: ResidentRequestContext) async throws -> Response {
         try await self.identity.audit.record(
             self.auditRecord("resident.profile.read", context: context),
-            client: self.identity.database,
             logger: context.logger
         )
         return try JSONResponse.make(.ok, Self.view(context.resident, context.caller))

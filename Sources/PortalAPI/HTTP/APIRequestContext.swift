@@ -24,7 +24,7 @@ struct APIRequestContext: RequestContext {
     /// 16 random bytes as 32 lowercase hexadecimal characters, the W3C trace-id format.
     static func newTraceID() -> String {
         var generator = SystemRandomNumberGenerator()
-        return (0..<16).map { _ in String(format: "%02x", UInt8.random(in: .min ... .max, using: &generator)) }.joined()
+        return (0..<16).map { _ in UInt8.random(in: .min ... .max, using: &generator) }.hexadecimal
     }
 
     /// The trace id of a valid `traceparent` header (version 00), so our records join the caller's trace.

@@ -52,38 +52,62 @@ public struct AuditRecord: Sendable {
     }
 }
 
-/// Writes audit records. Each call takes the connection of the transaction that does the processing, so a record
-/// exists exactly when the processing it describes was committed.
+/// Writes audit records. A record of processing done in a transaction is written on that transaction's connection,
+/// so it exists exactly when the processing it describes was committed. A record of a read, which has no transaction
+/// to share, is committed on its own before the data is sent; the records of concurrent reads share one multi-row
+/// `INSERT` and one commit (``GroupCommit``), so a busy API does not pay a durable commit per read.
 public struct AuditLog: Sendable {
     public let hasher: SubjectHasher
+    private let reads: GroupCommit<AuditRecord, Void>
 
-    public init(hasher: SubjectHasher) {
+    /// Columns per record in the `INSERT`.
+    private static let columns = 8
+
+    public init(hasher: SubjectHasher, database: PostgresClient) {
         self.hasher = hasher
+        self.reads = GroupCommit(maximumBatch: 1000) { records, logger in
+            try await database.query(Self.insert(records, hasher: hasher), logger: logger)
+            return records.map { _ in () }
+        }
     }
 
-    /// Writes a record on its own, committed when this returns: for reads, which have no transaction of their own to
-    /// share; call it before sending the data, so nothing is disclosed without its record. One round trip.
-    public func record(_ record: AuditRecord, client: PostgresClient, logger: Logger) async throws {
-        try await client.query(self.insert(record), logger: logger)
+    /// Writes `record` on its own; committed when this returns. Call it before sending the data, so nothing is
+    /// disclosed without its record.
+    public func record(_ record: AuditRecord, logger: Logger) async throws {
+        try await self.reads.submit(record, logger: logger)
     }
 
+    /// Writes `record` in the transaction of `connection`.
     public func record(_ record: AuditRecord, on connection: PostgresConnection, logger: Logger) async throws {
-        try await connection.query(self.insert(record), logger: logger)
+        try await connection.query(Self.insert([record], hasher: self.hasher), logger: logger)
     }
 
-    private func insert(_ record: AuditRecord) -> PostgresQuery {
-        let (actorKind, actorID): (String, String) =
-            switch record.actor {
-            case .resident(let id): ("resident", id.uuidString.lowercased())
-            case .department(let id): ("department", id.uuidString.lowercased())
-            case .operator(let name): ("operator", name)
-            case .system(let name): ("system", name)
-            }
-        let subjectHash = record.subject.map(self.hasher.hash)
-        return """
+    private static func insert(_ records: [AuditRecord], hasher: SubjectHasher) -> PostgresQuery {
+        var sql = """
             INSERT INTO audit_log (activity, actor_kind, actor_id, subject_hash, object_type, object_id, result, trace_id)
-            VALUES (\(record.activity), \(actorKind), \(actorID), \(subjectHash), \(record.objectType), \(record.objectID),
-                    \(record.result.rawValue), \(record.traceID))
+            VALUES
             """
+        var bindings = PostgresBindings(capacity: records.count * Self.columns)
+        for (index, record) in records.enumerated() {
+            let (actorKind, actorID): (String, String) =
+                switch record.actor {
+                case .resident(let id): ("resident", id.uuidString.lowercased())
+                case .department(let id): ("department", id.uuidString.lowercased())
+                case .operator(let name): ("operator", name)
+                case .system(let name): ("system", name)
+                }
+            bindings.append(record.activity)
+            bindings.append(actorKind)
+            bindings.append(actorID)
+            bindings.append(record.subject.map(hasher.hash))
+            bindings.append(record.objectType)
+            bindings.append(record.objectID)
+            bindings.append(record.result.rawValue)
+            bindings.append(record.traceID)
+            let first = index * Self.columns
+            let placeholders = (1...Self.columns).map { "$\(first + $0)" }.joined(separator: ", ")
+            sql += index == 0 ? " (\(placeholders))" : ", (\(placeholders))"
+        }
+        return PostgresQuery(unsafeSQL: sql, binds: bindings)
     }
 }

@@ -28,6 +28,6 @@ public struct SubjectHasher: Sendable {
     public func hash(_ subject: Subject) -> String {
         let message = Data("\(subject.kind.rawValue):\(subject.number)".utf8)
         let code = HMAC<SHA256>.authenticationCode(for: message, using: self.key)
-        return code.map { String(format: "%02x", $0) }.joined()
+        return Array(code).hexadecimal
     }
 }

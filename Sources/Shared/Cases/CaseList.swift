@@ -60,33 +60,54 @@ public struct CaseListCursor: Sendable, Equatable {
     }
 }
 
+/// The case list query. It runs on every list request, and planning it each time cost PostgreSQL more than running it,
+/// so it is a prepared statement: parsed and planned once per connection.
+struct CaseListStatement: PostgresPreparedStatement {
+    typealias Row = (UUID, String, String, String?, String, String?, String?, String?, Date?, Bool, String?, Bool?, Int64)
+
+    static let sql = """
+        SELECT c.id, ct.code, ct.name_nl, ct.name_en, c.title, c.status_code, c.status_text_nl, c.status_text_en,
+               c.status_set_at, c.status_final, c.due_date::text,
+               (c.due_date < (now() AT TIME ZONE 'Europe/Amsterdam')::date AND NOT c.status_final),
+               (extract(epoch FROM c.last_activity_at) * 1000000)::bigint
+        FROM cases c JOIN case_types ct ON ct.id = c.case_type_id
+        WHERE c.subject_kind = $1 AND c.subject = $2
+          AND ($3::text IS NULL OR c.status_final = ($3::text = 'closed'))
+          AND ($4::text IS NULL OR ct.code = $4::text)
+          AND ($5::bigint IS NULL
+               OR (c.last_activity_at, c.id) < ('epoch'::timestamptz + $5::bigint * interval '1 microsecond', $6::uuid))
+        ORDER BY c.last_activity_at DESC, c.id DESC
+        LIMIT $7
+        """
+    static let bindingDataTypes: [PostgresDataType] = [.text, .text, .text, .text, .int8, .uuid, .int8]
+
+    let query: CaseListQuery
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 7)
+        bindings.append(self.query.subject.kind.rawValue)
+        bindings.append(self.query.subject.number)
+        bindings.append(self.query.state?.rawValue)
+        bindings.append(self.query.caseType)
+        bindings.append(self.query.after?.microseconds)
+        bindings.append(self.query.after?.id)
+        bindings.append(Int64(self.query.limit + 1))
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row {
+        try row.decode(Row.self)
+    }
+}
+
 extension CaseStore {
     /// One page of a resident's cases, newest activity first, and the cursor of the next page (nil on the last).
     public func list(_ query: CaseListQuery, client: PostgresClient, logger: Logger) async throws -> ([CaseListItem], next: CaseListCursor?)
     {
-        let rows = try await client.query(
-            """
-            SELECT c.id, ct.code, ct.name_nl, ct.name_en, c.title, c.status_code, c.status_text_nl, c.status_text_en,
-                   c.status_set_at, c.status_final, c.due_date::text,
-                   (c.due_date < (now() AT TIME ZONE 'Europe/Amsterdam')::date AND NOT c.status_final),
-                   (extract(epoch FROM c.last_activity_at) * 1000000)::bigint
-            FROM cases c JOIN case_types ct ON ct.id = c.case_type_id
-            WHERE c.subject_kind = \(query.subject.kind.rawValue) AND c.subject = \(query.subject.number)
-              AND (\(query.state?.rawValue)::text IS NULL OR c.status_final = (\(query.state?.rawValue)::text = 'closed'))
-              AND (\(query.caseType)::text IS NULL OR ct.code = \(query.caseType)::text)
-              AND (\(query.after?.microseconds)::bigint IS NULL
-                   OR (c.last_activity_at, c.id)
-                      < ('epoch'::timestamptz + \(query.after?.microseconds)::bigint * interval '1 microsecond', \(query.after?.id)::uuid))
-            ORDER BY c.last_activity_at DESC, c.id DESC
-            LIMIT \(query.limit + 1)
-            """,
-            logger: logger
-        )
         var items: [CaseListItem] = []
         var lastMicroseconds: Int64 = 0
         for try await (id, code, nameNL, nameEN, title, statusCode, statusNL, statusEN, setAt, final, dueDate, overdue, micros)
-            in rows.decode(
-                (UUID, String, String, String?, String, String?, String?, String?, Date?, Bool, String?, Bool?, Int64).self)
+            in try await client.execute(CaseListStatement(query: query), logger: logger)
         {
             if items.count < query.limit { lastMicroseconds = micros }
             var status: CurrentStatus?

@@ -90,27 +90,10 @@ public struct SessionStore: Sendable {
     /// absolute). It marks the session as used only when it was last marked more than a minute ago, so that a
     /// resident's burst of requests costs one write, not one each (the idle timeout is therefore exact to a minute).
     public func resume(token: String, client: PostgresClient, logger: Logger) async throws -> ActiveSession? {
-        let hash = SecretToken.hash(token)
-        let rows = try await client.query(
-            """
-            WITH found AS (
-                SELECT r.id, r.subject_kind, r.subject, r.locale, r.email, s.csrf_token, s.method, s.acr, s.expires_at,
-                       s.last_seen_at
-                FROM sessions AS s JOIN residents AS r ON r.id = s.resident_id
-                WHERE s.token_hash = \(hash)
-                  AND s.expires_at > now()
-                  AND s.last_seen_at > now() - make_interval(secs => \(self.settings.idleTimeout.inSeconds))
-            ), touched AS (
-                UPDATE sessions SET last_seen_at = now()
-                WHERE token_hash = \(hash) AND EXISTS (SELECT 1 FROM found WHERE last_seen_at < now() - interval '1 minute')
-            )
-            SELECT id, subject_kind, subject, locale, email, csrf_token, method, acr, expires_at FROM found
-            """,
-            logger: logger
-        )
-        for try await (id, kind, number, locale, email, csrfToken, method, acr, expiresAt) in rows.decode(
-            (UUID, String, String, String, String?, String, String, String?, Date).self
-        ) {
+        let statement = ResumeSessionStatement(tokenHash: SecretToken.hash(token), idleSeconds: self.settings.idleTimeout.inSeconds)
+        for try await (id, kind, number, locale, email, csrfToken, method, acr, expiresAt) in try await client.execute(
+            statement, logger: logger)
+        {
             let resident = try ResidentStore.resident(id: id, kind: kind, number: number, locale: locale, email: email)
             return ActiveSession(resident: resident, csrfToken: csrfToken, method: method, acr: acr, expiresAt: expiresAt)
         }
@@ -178,5 +161,38 @@ public struct SessionStore: Sendable {
         for try await count in sessions.decode(Int.self) { removed += count }
         try await client.query("DELETE FROM login_attempts WHERE expires_at <= now()", logger: logger)
         return removed
+    }
+}
+
+/// The session lookup behind every resident request, as a prepared statement (parsed and planned once per connection).
+struct ResumeSessionStatement: PostgresPreparedStatement {
+    typealias Row = (UUID, String, String, String, String?, String, String, String?, Date)
+
+    static let sql = """
+        WITH found AS (
+            SELECT r.id, r.subject_kind, r.subject, r.locale, r.email, s.csrf_token, s.method, s.acr, s.expires_at,
+                   s.last_seen_at
+            FROM sessions AS s JOIN residents AS r ON r.id = s.resident_id
+            WHERE s.token_hash = $1 AND s.expires_at > now() AND s.last_seen_at > now() - make_interval(secs => $2)
+        ), touched AS (
+            UPDATE sessions SET last_seen_at = now()
+            WHERE token_hash = $1 AND EXISTS (SELECT 1 FROM found WHERE last_seen_at < now() - interval '1 minute')
+        )
+        SELECT id, subject_kind, subject, locale, email, csrf_token, method, acr, expires_at FROM found
+        """
+    static let bindingDataTypes: [PostgresDataType] = [.bytea, .float8]
+
+    let tokenHash: Data
+    let idleSeconds: Double
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 2)
+        try bindings.append(self.tokenHash)
+        bindings.append(self.idleSeconds)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row {
+        try row.decode(Row.self)
     }
 }

@@ -9,7 +9,8 @@ public import ServiceLifecycle
 /// in one statement. It wakes on a NOTIFY from the one LISTEN connection of the process, on a freed slot, and on a
 /// slow poll that is only a safety net. Next to the runners it keeps the leases of its running jobs alive
 /// (heartbeat), returns other processes' expired jobs to their queues (rescuer), prunes finished jobs (retention),
-/// samples queue depth for the metrics, and writes completions in batches (``CompletionBatcher``).
+/// samples queue depth for the metrics. Completions of jobs that finish together share one fenced `UPDATE`
+/// (``GroupCommit``).
 ///
 /// On graceful shutdown it stops claiming, lets running jobs finish for up to `shutdownTimeout`, then cancels the
 /// rest and releases them to the queue without spending an attempt. Final states are written by the task that ran
@@ -28,7 +29,8 @@ public struct JobProcessor: Service {
     private let preflight: @Sendable () async throws -> Void
     private let inFlight = InFlightJobs()
     private let wakeUps: QueueWakeUps
-    private let completions: CompletionBatcher
+    /// Whether each completion was accepted (false: the attempt lost its lease).
+    private let completions: GroupCommit<ClaimedJob, Bool>
 
     /// - Parameters:
     ///   - queues: the queues this process serves.
@@ -51,7 +53,10 @@ public struct JobProcessor: Service {
         self.logger = logger
         self.preflight = preflight
         self.wakeUps = QueueWakeUps(queues: self.queues)
-        self.completions = CompletionBatcher(jobs: jobs)
+        self.completions = GroupCommit { batch, _ in
+            let refused = try await jobs.complete(batch)
+            return batch.map { !refused.contains($0.id) }
+        }
     }
 
     public func run() async throws {
@@ -63,7 +68,6 @@ public struct JobProcessor: Service {
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { maintenance in
                 maintenance.addTask { await self.listen() }
-                maintenance.addTask { await self.completions.run() }
                 maintenance.addTask { await self.every(self.settings.lease / 3) { try await self.heartbeat() } }
                 maintenance.addTask { await self.every(self.settings.rescueInterval, jitter: true) { try await self.rescue() } }
                 maintenance.addTask { await self.every(.seconds(300), jitter: true) { try await self.prune() } }
@@ -202,7 +206,7 @@ public struct JobProcessor: Service {
         let result: String
         switch outcome {
         case .completed:
-            if try await self.completions.complete(job) {
+            if try await self.completions.submit(job, logger: logger) {
                 result = "completed"
                 logger.debug("job completed")
             } else {

@@ -83,6 +83,31 @@ struct ConventionsTests {
         }
     }
 
+    @Test("concurrent reads share audit commits, and each read still has its own record before it is answered")
+    func concurrentReadsAreEachRecorded() async throws {
+        try await APIHarness.with { api async throws in
+            let session = try await api.devLogin()
+            let traces = (0..<40).map { String(format: "%032x", 0xabc000 + $0) }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for trace in traces {
+                    group.addTask {
+                        let response = try await api.request(
+                            .get,
+                            "/api/v1/me",
+                            headers: [.cookie: session.cookie, .traceparent: "00-\(trace)-00f067aa0ba902b7-01"]
+                        )
+                        #expect(response.status == .ok)
+                        // Answered, so its record is committed: visible to another connection right now.
+                        let rows = try await api.database.client.query(
+                            "SELECT count(*) FROM audit_log WHERE activity = 'resident.profile.read' AND trace_id = \(trace)")
+                        #expect(try await rows.decode(Int.self).reduce(0) { $0 + $1 } == 1)
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+    }
+
     @Test("a traceparent's trace id is used for the request's records")
     func traceparent() async throws {
         try await APIHarness.with { api async throws in

@@ -1,0 +1,110 @@
+import Logging
+import PostgresNIO
+import Synchronization
+import Testing
+
+@testable import Shared
+
+/// A write that records its batches and can be held open, so a test knows exactly which callers arrived during it.
+private final class RecordingWrite: Sendable {
+    struct Refused: Error, Equatable {}
+
+    private let batches = Mutex<[[Int]]>([])
+    private let gate = AsyncStream<Void>.makeStream()
+    let holdFirst: Bool
+    let failing: Set<Int>
+
+    init(holdFirst: Bool = false, failing: Set<Int> = []) {
+        self.holdFirst = holdFirst
+        self.failing = failing
+    }
+
+    var written: [[Int]] { self.batches.withLock { $0 } }
+
+    func release() { self.gate.continuation.yield() }
+
+    func callAsFunction(_ items: [Int]) async throws -> [Int] {
+        let first = self.batches.withLock { batches in
+            batches.append(items)
+            return batches.count == 1
+        }
+        if first, self.holdFirst {
+            for await _ in self.gate.stream { break }
+        }
+        if !self.failing.isDisjoint(with: items) { throw Refused() }
+        return items.map { $0 * 10 }
+    }
+}
+
+@Suite struct GroupCommitTests {
+    let logger = Logger(label: "test")
+
+    /// Starts `count` callers while the first write is held open, waits until all of them queue behind it, then
+    /// lets it finish; returns every caller's result by item.
+    private func submitDuringHeldWrite(
+        _ items: ClosedRange<Int>, write: RecordingWrite, commit: GroupCommit<Int, Int>
+    ) async throws -> [Int: Result<Int, RecordingWrite.Refused>] {
+        try await withThrowingTaskGroup(of: (Int, Result<Int, RecordingWrite.Refused>).self) { group in
+            group.addTask { (0, .success(try await commit.submit(0, logger: self.logger))) }
+            while write.written.isEmpty { await Task.yield() }
+            for item in items {
+                group.addTask {
+                    do {
+                        return (item, .success(try await commit.submit(item, logger: self.logger)))
+                    } catch let error as RecordingWrite.Refused {
+                        return (item, .failure(error))
+                    }
+                }
+            }
+            while commit.waiting < items.count { await Task.yield() }
+            write.release()
+            var results: [Int: Result<Int, RecordingWrite.Refused>] = [:]
+            for try await (item, result) in group { results[item] = result }
+            return results
+        }
+    }
+
+    @Test func aLoneCallerWritesAtOnceAndAlone() async throws {
+        let write = RecordingWrite()
+        let commit = GroupCommit<Int, Int> { items, _ in try await write(items) }
+        #expect(try await commit.submit(7, logger: self.logger) == 70)
+        #expect(try await commit.submit(8, logger: self.logger) == 80)
+        #expect(write.written == [[7], [8]])
+    }
+
+    @Test func callersArrivingDuringAWriteShareTheNextOne() async throws {
+        let write = RecordingWrite(holdFirst: true)
+        let commit = GroupCommit<Int, Int> { items, _ in try await write(items) }
+        let results = try await self.submitDuringHeldWrite(1...20, write: write, commit: commit)
+        #expect(write.written.count == 2)
+        #expect(write.written.first == [0])
+        #expect(Set(write.written.last ?? []) == Set(1...20))
+        for item in 0...20 { #expect(try results[item]?.get() == item * 10) }
+        #expect(commit.waiting == 0)
+    }
+
+    @Test func batchesStayWithinTheMaximum() async throws {
+        let write = RecordingWrite(holdFirst: true)
+        let commit = GroupCommit<Int, Int>(maximumBatch: 4) { items, _ in try await write(items) }
+        let results = try await self.submitDuringHeldWrite(1...10, write: write, commit: commit)
+        #expect(write.written.map(\.count) == [1, 4, 4, 2])
+        #expect(Set(write.written.joined()) == Set(0...10))
+        #expect(results.count == 11)
+    }
+
+    @Test func aFailedWriteFailsEveryCallerInItAndNoOneElse() async throws {
+        let write = RecordingWrite(holdFirst: true, failing: [5])
+        let commit = GroupCommit<Int, Int>(maximumBatch: 5) { items, _ in try await write(items) }
+        let results = try await self.submitDuringHeldWrite(1...10, write: write, commit: commit)
+        let failedBatch = try #require(write.written.first { $0.contains(5) })
+        for item in 0...10 {
+            if failedBatch.contains(item) {
+                #expect(results[item].map { if case .failure = $0 { true } else { false } } == true)
+            } else {
+                #expect(try results[item]?.get() == item * 10)
+            }
+        }
+        // The group is not stuck after a failure.
+        #expect(try await commit.submit(11, logger: self.logger) == 110)
+    }
+}
