@@ -11,8 +11,9 @@ import Shared
 /// {"items": [{"reference": "HLM-1", "case": {...as PUT...}, "statuses": [{...as POST...}, ...]}, ...]}
 /// ```
 ///
-/// Items are applied in order, in chunks of ``chunkSize``: each chunk is one transaction, and each item within it
-/// is all-or-nothing (a savepoint), so one bad item does not hold back the others. The answer has one result per
+/// Items are applied in order, in chunks of ``chunkSize``: each chunk is one transaction, applied set-based (a few
+/// statements for the whole chunk, ``CaseStore/apply(_:departmentID:jobs:traceID:on:logger:)``), and each item within
+/// it is all-or-nothing, so one bad item does not hold back the others. The answer has one result per
 /// item, in the same order, with the HTTP status the item would have had on its own. Everything is idempotent, so a
 /// client retries exactly the items that did not succeed.
 struct DepartmentBatchController {
@@ -115,20 +116,26 @@ struct DepartmentBatchController {
             }
         }
 
-        var start = 0
-        while start < items.count {
-            let chunk = Array(items[start..<min(start + Self.chunkSize, items.count)])
-            start += Self.chunkSize
-            do {
-                let chunkResults = try await self.cases.identity.database.transaction(logger: context.logger) { connection in
-                    var chunkResults: [(Int, ItemResult)] = []
-                    for item in chunk {
-                        chunkResults.append(
-                            (item.index, try await self.apply(item, caseTypes: caseTypes, context: context, on: connection)))
-                    }
-                    return chunkResults
+        // Items whose case type is unknown are refused here; the rest become changes, in chunks.
+        var changes: [(index: Int, change: CaseChange)] = []
+        for item in items {
+            var fields: CaseChange.CaseFields?
+            if let caseFields = item.caseFields {
+                guard let caseType = caseTypes[caseFields.caseTypeCode] else {
+                    results[item.index] = .failed(
+                        item.reference, DepartmentCasesController.problem(.unknownCaseType(caseFields.caseTypeCode)))
+                    continue
                 }
-                for (index, result) in chunkResults { results[index] = result }
+                fields = CaseChange.CaseFields(caseFields.input(caseType: caseType), caseType: caseType)
+            }
+            changes.append((item.index, CaseChange(reference: item.reference, fields: fields, statuses: item.statuses)))
+        }
+        for chunk in Self.chunks(changes) {
+            do {
+                let outcomes = try await self.cases.identity.database.transaction(logger: context.logger) { connection in
+                    try await self.cases.apply(chunk.map(\.change), context: context, on: connection)
+                }
+                for ((index, change), outcome) in zip(chunk, outcomes) { results[index] = Self.result(change, outcome) }
             } catch {
                 // The chunk's transaction failed as a whole: nothing of it was applied. Retrying those items is safe.
                 context.logger.error("a batch chunk failed", metadata: ["error": "\(LoggableError.describe(error))"])
@@ -137,7 +144,7 @@ struct DepartmentBatchController {
                     code: "not-applied",
                     detail: "This item was not applied because its chunk failed; send it again."
                 )
-                for item in chunk { results[item.index] = .failed(item.reference, problem) }
+                for (index, change) in chunk { results[index] = .failed(change.reference, problem) }
             }
         }
         let all = results.map { $0 ?? .failed(nil, Problem(status: .internalServerError, code: "internal-error", detail: "No result.")) }
@@ -145,48 +152,45 @@ struct DepartmentBatchController {
         return try JSONResponse.make(.ok, BatchView(results: all, applied: applied, failed: all.count - applied))
     }
 
-    /// Applies one item inside a savepoint: on a refusal, the item's writes are undone and the chunk goes on.
-    private func apply(
-        _ item: Item,
-        caseTypes: [String: CaseType],
-        context: DepartmentRequestContext,
-        on connection: PostgresConnection
-    ) async throws -> ItemResult {
-        try await connection.query("SAVEPOINT batch_item", logger: context.logger)
-        do {
-            var caseResult: String?
-            if let fields = item.caseFields {
-                guard let caseType = caseTypes[fields.caseTypeCode] else { throw CaseError.unknownCaseType(fields.caseTypeCode) }
-                let (_, created) = try await self.cases.applyCase(
-                    item.reference,
-                    fields.input(caseType: caseType),
-                    caseType: caseType,
-                    context: context,
-                    on: connection
-                )
-                caseResult = created ? "created" : "updated"
+    /// Consecutive runs of at most ``chunkSize`` changes in which no case appears twice (a case named again starts a
+    /// new chunk, so its changes are applied in the order given).
+    static func chunks(_ changes: [(index: Int, change: CaseChange)]) -> [[(index: Int, change: CaseChange)]] {
+        var chunks: [[(index: Int, change: CaseChange)]] = []
+        var current: [(index: Int, change: CaseChange)] = []
+        var references: Set<String> = []
+        for entry in changes {
+            if current.count == Self.chunkSize || references.contains(entry.change.reference) {
+                chunks.append(current)
+                current = []
+                references = []
             }
-            var statuses: [ItemResult.StatusResult] = []
-            for event in item.statuses {
-                let outcome = try await self.cases.applyStatus(event, to: item.reference, context: context, on: connection)
-                if case .replayed = outcome {
-                    statuses.append(.init(eventId: event.eventID, result: "replayed"))
-                } else {
-                    statuses.append(.init(eventId: event.eventID, result: "added"))
+            current.append(entry)
+            references.insert(entry.change.reference)
+        }
+        if !current.isEmpty { chunks.append(current) }
+        return chunks
+    }
+
+    /// The result of one applied or refused item, with the HTTP status it would have had on its own.
+    private static func result(_ change: CaseChange, _ outcome: CaseChangeOutcome) -> ItemResult {
+        switch outcome {
+        case .refused(let error):
+            return .failed(change.reference, DepartmentCasesController.problem(error))
+        case .applied(let applied):
+            let statuses = applied.statuses.map { outcome -> ItemResult.StatusResult in
+                switch outcome {
+                case .added(let event): .init(eventId: event.eventID, result: "added")
+                case .replayed(let event): .init(eventId: event.eventID, result: "replayed")
                 }
             }
-            try await connection.query("RELEASE SAVEPOINT batch_item", logger: context.logger)
-            let created = caseResult == "created" || statuses.contains { $0.result == "added" }
+            let created = applied.created == true || statuses.contains { $0.result == "added" }
             return ItemResult(
-                reference: item.reference,
+                reference: change.reference,
                 status: created ? 201 : 200,
-                case: caseResult,
-                statuses: item.statuses.isEmpty ? nil : statuses,
+                case: applied.created.map { $0 ? "created" : "updated" },
+                statuses: change.statuses.isEmpty ? nil : statuses,
                 problem: nil
             )
-        } catch let error as CaseError {
-            try await connection.query("ROLLBACK TO SAVEPOINT batch_item", logger: context.logger)
-            return .failed(item.reference, DepartmentCasesController.problem(error))
         }
     }
 }

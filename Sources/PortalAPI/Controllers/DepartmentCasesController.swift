@@ -255,28 +255,48 @@ struct DepartmentCasesController {
         context: DepartmentRequestContext,
         on connection: PostgresConnection
     ) async throws -> StatusOutcome {
-        guard
-            let record = try await self.cases.find(
-                .reference(department: context.department.id, reference),
-                lock: true,
-                on: connection,
-                logger: context.logger
-            )
-        else { throw CaseError.unknownCase }
-        guard let caseType = try await self.caseTypes.find(id: record.caseTypeID, on: connection, logger: context.logger),
-            let statusType = caseType.statusType(event.statusCode)
-        else { throw CaseError.unknownStatusType(event.statusCode) }
-        let outcome = try await self.cases.addStatus(
-            event,
-            to: record,
-            statusType: statusType,
+        let outcome = try await self.apply([CaseChange(reference: reference, statuses: [event])], context: context, on: connection)
+        switch outcome.first {
+        case .applied(let applied)?:
+            guard let status = applied.statuses.first else { throw StoreError.noRowReturned }
+            return status
+        case .refused(let error)?: throw error
+        case nil: throw StoreError.noRowReturned
+        }
+    }
+
+    /// Applies changes to the department's cases (``CaseStore/apply(_:departmentID:jobs:traceID:on:logger:)``) with
+    /// an audit record for every case written and every status added, in the caller's transaction.
+    func apply(
+        _ changes: [CaseChange], context: DepartmentRequestContext, on connection: PostgresConnection
+    ) async throws
+        -> [CaseChangeOutcome]
+    {
+        let outcomes = try await self.cases.apply(
+            changes,
+            departmentID: context.department.id,
             jobs: self.jobs,
             traceID: context.traceID,
             on: connection,
             logger: context.logger
         )
-        if case .added = outcome { try await self.audit("case.status.add", record, context: context, on: connection) }
-        return outcome
+        var records: [AuditRecord] = []
+        for case .applied(let applied) in outcomes {
+            let record = { (activity: String) in
+                AuditRecord(
+                    activity: activity,
+                    actor: .department(context.department.id),
+                    subject: applied.subject,
+                    objectType: "case",
+                    objectID: applied.caseID.uuidString.lowercased(),
+                    traceID: context.traceID
+                )
+            }
+            if applied.created != nil { records.append(record("case.upsert")) }
+            for case .added in applied.statuses { records.append(record("case.status.add")) }
+        }
+        try await self.identity.audit.record(records, on: connection, logger: context.logger)
+        return outcomes
     }
 
     /// The problem for a refused case write.

@@ -300,11 +300,19 @@ struct JSONBody {
     }
 
     /// RFC 3339 with a zone, with or without fractional seconds.
+    /// An RFC 3339 time with a zone. Fractions of a second are kept to the microsecond (PostgreSQL's precision);
+    /// the system parser would keep milliseconds only.
     static func parseTimestamp(_ text: String) -> Date? {
+        var whole = text
+        var fraction = 0.0
+        if let dot = text.firstIndex(of: ".") {
+            let digits = text[text.index(after: dot)...].prefix { $0.isASCII && $0.isNumber }
+            guard !digits.isEmpty, digits.count <= 9, let value = Double("0." + digits) else { return nil }
+            fraction = value
+            whole = String(text[..<dot]) + text[digits.endIndex...]
+        }
         let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = formatter.date(from: text) { return date }
         formatter.formatOptions = [.withInternetDateTime]
-        return formatter.date(from: text)
+        return formatter.date(from: whole).map { $0.addingTimeInterval(fraction) }
     }
 }

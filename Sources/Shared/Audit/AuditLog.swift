@@ -62,10 +62,12 @@ public struct AuditLog: Sendable {
 
     /// Columns per record in the `INSERT`.
     private static let columns = 8
+    /// Records per `INSERT`, well within PostgreSQL's 65,535 parameters.
+    private static let maximumRows = 1000
 
     public init(hasher: SubjectHasher, database: PostgresClient) {
         self.hasher = hasher
-        self.reads = GroupCommit(maximumBatch: 1000) { records, logger in
+        self.reads = GroupCommit(maximumBatch: Self.maximumRows) { records, logger in
             try await database.query(Self.insert(records, hasher: hasher), logger: logger)
             return records.map { _ in () }
         }
@@ -79,7 +81,15 @@ public struct AuditLog: Sendable {
 
     /// Writes `record` in the transaction of `connection`.
     public func record(_ record: AuditRecord, on connection: PostgresConnection, logger: Logger) async throws {
-        try await connection.query(Self.insert([record], hasher: self.hasher), logger: logger)
+        try await self.record([record], on: connection, logger: logger)
+    }
+
+    /// Writes `records` in the transaction of `connection`, with one statement.
+    public func record(_ records: [AuditRecord], on connection: PostgresConnection, logger: Logger) async throws {
+        for start in stride(from: 0, to: records.count, by: Self.maximumRows) {
+            let rows = Array(records[start..<min(start + Self.maximumRows, records.count)])
+            try await connection.query(Self.insert(rows, hasher: self.hasher), logger: logger)
+        }
     }
 
     private static func insert(_ records: [AuditRecord], hasher: SubjectHasher) -> PostgresQuery {

@@ -381,6 +381,92 @@ struct CaseBatchTests {
         }
     }
 
+    @Test("a batch keeps the rules of single pushes: order per case, replays, corrections, event ids, notifications")
+    func batchRules() async throws {
+        try await APIHarness.with { api async throws in
+            let department = try await CaseTrackingTests.department(api, name: "Burgerzaken")
+            func status(_ id: String, _ type: String, _ at: String, corrects: String? = nil) -> String {
+                CaseTrackingTests.status(id, type, at: at, text: "Status \(id)", extra: corrects.map { #", "corrects": "\#($0)""# } ?? "")
+            }
+            func item(_ reference: String, withCase: Bool = true, _ statuses: [String]) -> String {
+                let fields = withCase ? #""case": \#(CaseTrackingTests.caseBody()), "# : ""
+                return #"{"reference": "\#(reference)", \#(fields)"statuses": [\#(statuses.joined(separator: ","))]}"#
+            }
+            let items = [
+                // A new case with a first status, progress, a replay of the first, and a correction of the progress.
+                item(
+                    "M-1",
+                    [
+                        status("m1-a", "ontvangen", "2026-11-21T09:13:00Z"),
+                        status("m1-b", "in-behandeling", "2026-11-21T10:00:00.123456Z"),
+                        status("m1-a", "ontvangen", "2026-11-21T09:13:00Z"),
+                        status("m1-c", "in-behandeling", "2026-11-21T11:00:00Z", corrects: "m1-b"),
+                    ]),
+                // The same case again: applied after the item before it.
+                item("M-1", withCase: false, [status("m1-d", "gereed", "2026-11-22T12:00:00.654321Z")]),
+                // An event id of another case: refused, and its case is not created.
+                item("M-2", [status("m1-b", "ontvangen", "2026-11-21T09:13:00Z")]),
+                // A first status that informs, without asking to: no notification.
+                item("M-3", [status("m3-a", "in-behandeling", "2026-11-21T09:30:00Z")]),
+                // A correction of an event the case does not have: refused as a whole.
+                item(
+                    "M-4",
+                    [
+                        status("m4-a", "ontvangen", "2026-11-21T09:13:00Z"),
+                        status("m4-b", "ontvangen", "2026-11-21T09:14:00Z", corrects: "nope"),
+                    ]),
+                // An event id that an earlier item of the same chunk just used.
+                item("M-5", [status("m3-a", "ontvangen", "2026-11-21T09:13:00Z")]),
+            ]
+            let response = try await api.request(
+                .post, "/api/v1/department/cases:batch", headers: department, json: #"{"items": [\#(items.joined(separator: ","))]}"#)
+            let result = try APIHarness.object(response)
+            guard case .array(let results)? = result["results"] else {
+                Issue.record("no results: \(result)")
+                return
+            }
+            let codes = results.compactMap { if case .object(let item) = $0 { item["status"]?.numberValue } else { nil } }
+            #expect(codes == [201, 201, 409, 201, 400, 409])
+            if case .object(let first) = results[0], case .array(let statuses)? = first["statuses"] {
+                let outcomes = statuses.compactMap { if case .object(let s) = $0 { s["result"]?.stringValue } else { nil } }
+                #expect(outcomes == ["added", "added", "replayed", "added"])
+            }
+
+            let cases = try await api.database.client.query(
+                """
+                SELECT reference, status_code, to_char(status_set_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US')
+                FROM cases ORDER BY reference
+                """)
+            var current: [String] = []
+            for try await (reference, code, setAt) in cases.decode((String, String?, String).self) {
+                current.append("\(reference) \(code ?? "-") \(setAt)")
+            }
+            // Times keep their microseconds; M-2, M-4 and M-5 were not created.
+            #expect(current == ["M-1 gereed 2026-11-22T12:00:00.654321", "M-3 in-behandeling 2026-11-21T09:30:00.000000"])
+
+            // M-1 was announced twice: the correction that ended up current in the first chunk, and the final status.
+            let jobs = try await CaseTrackingTests.jobs(api)
+            #expect(jobs.map(\.correction) == [true, false])
+            let ids = try await api.database.client.query("SELECT id FROM cases WHERE reference = 'M-1'")
+            let m1 = try await ids.decode(UUID.self).first { _ in true }
+            #expect(Set(jobs.map(\.caseID)) == [m1])
+
+            // The department's view: the correction stands in the place of the event it corrects.
+            let detail = try APIHarness.object(try await api.request(.get, "/api/v1/department/cases/M-1", headers: department))
+            guard case .array(let history)? = detail["history"] else {
+                Issue.record("no history: \(detail)")
+                return
+            }
+            let eventIDs = history.compactMap { if case .object(let e) = $0 { e["eventId"]?.stringValue } else { nil } }
+            #expect(eventIDs == ["m1-a", "m1-c", "m1-d"])
+            let audit = try await api.database.client.query(
+                "SELECT activity, count(*)::bigint FROM audit_log WHERE activity LIKE 'case.%' GROUP BY activity ORDER BY activity")
+            var activities: [String: Int] = [:]
+            for try await (activity, count) in audit.decode((String, Int).self) { activities[activity] = count }
+            #expect(activities["case.upsert"] == 2 && activities["case.status.add"] == 5)
+        }
+    }
+
     @Test("the figures per case type: counts, lead times, share within the term, overdue, feedback")
     func statistics() async throws {
         try await APIHarness.with { api async throws in

@@ -1,0 +1,20 @@
+import Foundation
+import Testing
+
+@testable import PortalAPI
+
+@Suite("RFC 3339 times in request bodies")
+struct TimestampTests {
+    @Test("fractions are kept to the microsecond, with any zone; malformed times are refused")
+    func fractions() throws {
+        let whole = try #require(JSONBody.parseTimestamp("2026-11-21T10:00:00Z"))
+        #expect(whole == Date(timeIntervalSince1970: 1_795_255_200))
+        let micro = try #require(JSONBody.parseTimestamp("2026-11-21T10:00:00.123456Z"))
+        #expect(abs(micro.timeIntervalSince(whole) - 0.123456) < 1e-7)
+        let offset = try #require(JSONBody.parseTimestamp("2026-11-21T11:00:00.5+01:00"))
+        #expect(abs(offset.timeIntervalSince(whole) - 0.5) < 1e-7)
+        for bad in ["2026-11-21T10:00:00", "2026-11-21T10:00:00.Z", "2026-11-21T10:00:00.1234567890Z", "2026-11-21 10:00:00Z", "gisteren"] {
+            #expect(JSONBody.parseTimestamp(bad) == nil, "\(bad)")
+        }
+    }
+}
