@@ -1,4 +1,5 @@
--- pgbench: the resident's case list, first page, exactly the statement CaseStore.list runs (no filters, no cursor),
+-- pgbench: the resident's case list, the statement CaseStore.list runs for a first page
+-- (FirstCaseListPage, with no filters),
 -- for a random one of the 1000 residents with a session. The subject comes from a primary-key lookup in
 -- bench_subjects, which the API does not need (it has the subject from the session).
 \set r random(1, 1000)
@@ -10,7 +11,5 @@ FROM cases c JOIN case_types ct ON ct.id = c.case_type_id
 WHERE c.subject_kind = 'bsn' AND c.subject = (SELECT bsn FROM bench_subjects WHERE r = :r)
   AND (NULL::text IS NULL OR c.status_final = (NULL::text = 'closed'))
   AND (NULL::text IS NULL OR ct.code = NULL::text)
-  AND (NULL::bigint IS NULL
-       OR (c.last_activity_at, c.id) < ('epoch'::timestamptz + NULL::bigint * interval '1 microsecond', NULL::uuid))
 ORDER BY c.last_activity_at DESC, c.id DESC
 LIMIT 21;

@@ -66,9 +66,9 @@ if errors: sys.exit(f"wrk saw {errors.group(1)} failed responses:\n{out}")
 print(rps.group(1) if rps else 'nan', ms('50%'), ms('99%'))
 PY
 }
-pgbench_tps() {  # clients script
+pgbench_tps() {  # clients script protocol(simple|prepared)
     local out
-    out=$(pgbench -n -h 127.0.0.1 -p "$port" -U postgres -c "$1" -j 2 -T "$seconds" -f "$2" bench 2>&1)
+    out=$(pgbench -n -M "$3" -h 127.0.0.1 -p "$port" -U postgres -c "$1" -j 2 -T "$seconds" -f "$2" bench 2>&1)
     sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out" | head -n 1 | grep . || { echo "$out" >&2; die "pgbench printed no tps"; }
 }
 
@@ -76,10 +76,12 @@ log "warming up"
 wrk -t2 -c"$connections" -d5s -s bench/case_list.lua "http://127.0.0.1:$api_port" >/dev/null
 log "API: GET /api/v1/cases, $connections connections, ${seconds}s"
 read -r api_rps api_p50 api_p99 <<<"$(wrk_run "$connections" bench/case_list.lua)"
-log "pgbench: the list query alone, $connections clients"
-pg_list=$(pgbench_tps "$connections" bench/case_list.sql)
-log "pgbench: everything the API sends per request (session, audit commit, list), $connections clients"
-pg_request=$(pgbench_tps "$connections" bench/case_list_request.sql)
+log "pgbench: the list query alone, $connections clients (simple protocol, pgbench's default)"
+pg_list=$(pgbench_tps "$connections" bench/case_list.sql simple)
+log "pgbench: the list query alone, $connections clients (prepared, as the API sends it)"
+pg_list_prepared=$(pgbench_tps "$connections" bench/case_list.sql prepared)
+log "pgbench: the session lookup and the list, $connections clients (prepared)"
+pg_request=$(pgbench_tps "$connections" bench/case_list_request.sql prepared)
 light=$(( connections / 4 > 0 ? connections / 4 : 1 ))
 log "API at lighter load: $light connections"
 read -r light_rps light_p50 light_p99 <<<"$(wrk_run "$light" bench/case_list.lua)"
@@ -89,14 +91,22 @@ bench_department=$(psql_ -d bench -At -c "SELECT id FROM departments WHERE name 
 key=$("$bin/PortalAPI" department rotate-key --id "$bench_department" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["apiKey"])')
 export BENCH_KEY=$key BENCH_CASES=$cases  # read by bench/status_push.lua
 read -r push_rps push_p50 push_p99 <<<"$(wrk_run "$connections" bench/status_push.lua)"
-batch_rate=$(python3 - "$api_port" "$key" "$cases" <<'PY'
+batch_rate() {  # existing|new -> events per second, in batches of 1000
+    python3 - "$api_port" "$key" "$cases" "$1" <<'PY'
 import json, random, sys, time, urllib.request
-port, key, cases = sys.argv[1], sys.argv[2], int(sys.argv[3])
+port, key, cases, kind = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 batches, size, items = 10, 1000, 0
+case = {"subject": {"bsn": "999993653"}, "caseType": "bench", "title": "Aanvraag", "submittedAt": "2026-11-20T09:12:00Z"}
 started = time.monotonic()
 for b in range(batches):
-    body = {"items": [{"reference": f"B-{random.randint(1, cases)}", "statuses": [{"eventId": f"batch-{b}-{i}-{time.time_ns()}",
-            "statusType": "s4", "setAt": "2026-11-23T11:00:00Z", "text": {"nl": "Bijgewerkt"}}]} for i in range(size)]}
+    body = {"items": []}
+    for i in range(size):
+        status = {"eventId": f"batch-{kind}-{b}-{i}-{time.time_ns()}", "statusType": "s4", "setAt": "2026-11-23T11:00:00Z",
+                  "text": {"nl": "Bijgewerkt"}}
+        if kind == "existing":
+            body["items"].append({"reference": f"B-{random.randint(1, cases)}", "statuses": [status]})
+        else:
+            body["items"].append({"reference": f"N-{b}-{i}-{time.time_ns()}", "case": case, "statuses": [status]})
     request = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/department/cases:batch", data=json.dumps(body).encode(),
         headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"}, method="POST")
     result = json.load(urllib.request.urlopen(request, timeout=120))
@@ -104,7 +114,9 @@ for b in range(batches):
     items += result["applied"]
 print(f"{items / (time.monotonic() - started):.0f}")
 PY
-)
+}
+batch_existing=$(batch_rate existing)
+batch_new=$(batch_rate new)
 rss_kb=$(ps -o rss= -p "$api_pid" | tr -d ' ')
 pg_version=$(psql_ -d bench -At -c "SHOW server_version")
 settings=$(psql_ -d bench -At -F '=' -c "SELECT name, setting FROM pg_settings
@@ -114,7 +126,7 @@ python3 - <<PY
 import datetime, os, platform, re
 cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), platform.processor())
 mem = round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)
-api, pg_list, pg_request = float("$api_rps"), float("$pg_list"), float("$pg_request")
+api, pg_list, pg_prepared, pg_request = float("$api_rps"), float("$pg_list"), float("$pg_list_prepared"), float("$pg_request")
 section = f"""## Status tracking
 
 Measured {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} with \`bench/cases.sh $residents $cases $seconds $connections\`
@@ -124,22 +136,24 @@ $cases cases, $(( cases * 5 )) status events (bench/cases_data.sql); reads by 10
 
 | figure | ours (API) | pgbench, same database, same run | result |
 | --- | ---: | ---: | --- |
-| GET /api/v1/cases, $connections connections (requests/s) | {api:,.0f} | {pg_list:,.0f} (the list query alone) | **{api / pg_list:.2f}×** of pgbench (target ≥ 0.5×) |
-| the same, against everything the API sends per request | | {pg_request:,.0f} (session lookup, audit commit, list) | **{api / pg_request:.2f}×** |
+| GET /api/v1/cases, $connections connections (requests/s) | {api:,.0f} | {pg_list:,.0f} (the list query, pgbench's default simple protocol) | **{api / pg_list:.2f}×** (target ≥ 0.5×) |
+| the same | | {pg_prepared:,.0f} (the list query, prepared as the API sends it) | **{api / pg_prepared:.2f}×** |
+| the same | | {pg_request:,.0f} (session lookup and list, prepared) | **{api / pg_request:.2f}×** |
 | latency at $connections connections: p50 / p99 (ms) | {float("$api_p50"):.1f} / {float("$api_p99"):.1f} | | |
 | latency at $light connections ({float("$light_rps"):,.0f} requests/s): p50 / p99 (ms) | {float("$light_p50"):.1f} / {float("$light_p99"):.1f} | | p99 under 20 ms at half load |
 | status pushes, one per request, $connections connections (events/s) | {float("$push_rps"):,.0f} | | p99 {float("$push_p99"):.1f} ms |
-| status pushes in batches of 1,000, one client (events/s) | {float("$batch_rate"):,.0f} | | |
+| status pushes in batches of 1,000 for existing cases, one client (events/s) | {float("$batch_existing"):,.0f} | | |
+| new cases with a first status in batches of 1,000, one client (cases/s) | {float("$batch_new"):,.0f} | | |
 | API resident memory after the run (MiB) | {int("$rss_kb") / 1024:.0f} | | |
 
-What limits the figures. Every API read writes its audit record (Logboek dataverwerkingen) and commits it before it
-answers, so each read costs a durable commit (an fsync, shared between concurrent commits by PostgreSQL's group
-commit); the second pgbench line runs that same work, and the API reaches about half of it, with wrk, the API and
-PostgreSQL sharing two cores. Against the list query alone the target (half of pgbench) is missed by a wide
-margin: the next step is to gather the audit records of concurrent reads into one multi-row INSERT and one commit,
-as the job queue's CompletionBatcher does for completions, so a read waits for a shared commit instead of its own.
-Batches are applied item by item on one connection (a savepoint and about six statements per item), so they are
-bound by round trips and are not yet faster than single pushes; a set-based batch is the next step there.
+What the API does per read: one prepared statement for the session, one for the list, and the read's audit record
+(Logboek dataverwerkingen), committed before the answer is sent but shared with the reads that arrive meanwhile (one
+multi-row INSERT and one commit for all of them, see GroupCommit), then JSON. With wrk, the API and PostgreSQL on the
+same two cores, the machine is saturated in every API run; the API process itself takes about half of the CPU (HTTP,
+PostgresNIO, JSON encoding), which is what separates it from pgbench, which spends both cores on PostgreSQL alone.
+Against pgbench's default protocol, which parses and plans every query, the ratio is the figure the issue asked for;
+against the prepared list query it is much lower, and that is the honest measure of our own overhead.
+Batches are applied set-based: a chunk of up to 100 items costs about ten statements, whatever it holds.
 wrk has no fixed request rate, so the "half load" figure is taken with a quarter of the connections, and its
 request rate is shown with it.
 """

@@ -31,6 +31,8 @@ private final class RecordingWrite: Sendable {
         if first, self.holdFirst {
             for await _ in self.gate.stream { break }
         }
+        // Like a database client, the write gives up when the task it runs in is cancelled.
+        try Task.checkCancellation()
         if !self.failing.isDisjoint(with: items) { throw Refused() }
         return items.map { $0 * 10 }
     }
@@ -106,5 +108,23 @@ private final class RecordingWrite: Sendable {
         }
         // The group is not stuck after a failure.
         #expect(try await commit.submit(11, logger: self.logger) == 110)
+    }
+
+    @Test func theWritersCancellationDoesNotFailTheOthersInItsBatch() async throws {
+        let write = RecordingWrite(holdFirst: true)
+        let commit = GroupCommit<Int, Int> { items, _ in try await write(items) }
+        let first = Task { try await commit.submit(0, logger: self.logger) }
+        while write.written.isEmpty { await Task.yield() }
+        // 1 arrives first, so it writes the next batch, for 2 as well; then its client goes away.
+        let writer = Task { try await commit.submit(1, logger: self.logger) }
+        while commit.waiting < 1 { await Task.yield() }
+        let other = Task { try await commit.submit(2, logger: self.logger) }
+        while commit.waiting < 2 { await Task.yield() }
+        writer.cancel()
+        write.release()
+        #expect(try await first.value == 0)
+        #expect(try await other.value == 20)
+        #expect(try await writer.value == 10)
+        #expect(write.written.count == 2)
     }
 }

@@ -91,8 +91,8 @@ struct DepartmentBatchController {
             }
             let fields = itemBody.nested("case") { DepartmentCasesController.readCase(&$0).fields }
             let statuses = itemBody.objects("statuses", count: 0...100) { DepartmentCasesController.readStatus(&$0) } ?? []
-            if !itemBody.contains("case") && !itemBody.contains("statuses") {
-                itemBody.fail("case", "required", "Give a case, statuses, or both.")
+            if !itemBody.contains("case") && statuses.isEmpty && itemBody.allErrors.isEmpty {
+                itemBody.fail("case", "required", "Give a case, at least one status, or both.")
             }
             let errors = itemBody.allErrors
             guard errors.isEmpty, let reference else {

@@ -306,8 +306,10 @@ struct JSONBody {
         var whole = text
         var fraction = 0.0
         if let dot = text.firstIndex(of: ".") {
+            // Only right after the seconds: YYYY-MM-DDTHH:MM:SS.fff…
+            guard text.distance(from: text.startIndex, to: dot) == 19 else { return nil }
             let digits = text[text.index(after: dot)...].prefix { $0.isASCII && $0.isNumber }
-            guard !digits.isEmpty, digits.count <= 9, let value = Double("0." + digits) else { return nil }
+            guard !digits.isEmpty, let value = Double("0." + digits.prefix(9)) else { return nil }
             fraction = value
             whole = String(text[..<dot]) + text[digits.endIndex...]
         }

@@ -53,7 +53,9 @@ extension CaseStore {
     /// notification job, except the very first status of a case unless the department set `informs` on it. When one
     /// change adds several statuses to a case, only the one that ends up current is announced.
     ///
-    /// Each reference may appear only once; rows are locked in reference order, so concurrent calls do not deadlock.
+    /// Each reference may appear only once. The references are locked first (``lockReferences(departmentID:_:on:logger:)``),
+    /// so a retry that overlaps its first attempt waits for it and then sees a replay, and concurrent calls do not
+    /// deadlock.
     public func apply(
         _ changes: [CaseChange],
         departmentID: UUID,
@@ -65,6 +67,7 @@ extension CaseStore {
         precondition(Set(changes.map(\.reference)).count == changes.count, "one change per case")
         guard !changes.isEmpty else { return [] }
 
+        try await self.lockReferences(departmentID: departmentID, changes.map(\.reference), on: connection, logger: logger)
         // What the database holds: the cases (locked), which of them have events, the event ids already used, and
         // the place in history of the events that are corrected.
         let existing = try await self.lockCases(
@@ -201,6 +204,7 @@ extension CaseStore {
         claimed: Set<String>
     ) -> Result<Plan, CaseError> {
         var plan = Plan()
+        guard change.fields != nil || record != nil else { return .failure(.unknownCase) }
         guard !change.statuses.isEmpty else { return .success(plan) }
         guard let caseType = change.fields?.caseType ?? record.flatMap({ caseTypes[$0.caseTypeID] }) else {
             return .failure(.unknownCase)
@@ -235,6 +239,21 @@ extension CaseStore {
     }
 
     // MARK: Statements
+
+    /// Locks a department's case references until the transaction ends, whether or not the cases exist yet, in one
+    /// fixed order (transaction-scoped advisory locks on a hash of department and reference; a collision only makes
+    /// two unrelated writes wait for each other). Every write of a case takes these first.
+    func lockReferences(departmentID: UUID, _ references: [String], on connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.query(
+            """
+            SELECT pg_advisory_xact_lock(k) FROM (
+                SELECT DISTINCT hashtextextended(\(departmentID)::text || ':' || r, 0) AS k FROM unnest(\(references)::text[]) AS r
+                ORDER BY k
+            ) AS ordered ORDER BY k
+            """,
+            logger: logger
+        )
+    }
 
     /// The department's cases with these references, locked until the transaction ends, by reference.
     private func lockCases(
@@ -364,10 +383,11 @@ extension CaseStore {
             SELECT case_id, department_id, event_id, status_code, text_nl, text_en, explanation_nl, explanation_en,
                    \(unescaped: Self.fromMicroseconds("set_at")), final, informs, corrects,
                    \(unescaped: Self.fromMicroseconds("sort_at"))
-            FROM jsonb_to_recordset(\(try Self.json(rows))::jsonb) AS x(
+            FROM ROWS FROM (jsonb_to_recordset(\(try Self.json(rows))::jsonb) AS (
                 case_id uuid, department_id uuid, event_id text, status_code text, text_nl text, text_en text,
                 explanation_nl text, explanation_en text, set_at bigint, final boolean, informs boolean, corrects text,
-                sort_at bigint)
+                sort_at bigint)) WITH ORDINALITY AS x
+            ORDER BY x.ordinality  -- ids in the order given: of events set at the same time, the later one wins
             RETURNING event_id, id
             """,
             logger: logger

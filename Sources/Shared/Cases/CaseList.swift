@@ -60,12 +60,17 @@ public struct CaseListCursor: Sendable, Equatable {
     }
 }
 
-/// The case list query. It runs on every list request, and planning it each time cost PostgreSQL more than running it,
-/// so it is a prepared statement: parsed and planned once per connection.
-struct CaseListStatement: PostgresPreparedStatement {
-    typealias Row = (UUID, String, String, String?, String, String?, String?, String?, Date?, Bool, String?, Bool?, Int64)
+/// The case list query, as prepared statements: it runs on every list request, and planning it each time cost
+/// PostgreSQL more than running it. The first page and the pages after a cursor are two statements, so that the
+/// cursor is always a bound on the index (a generic plan for "cursor or none" could not use it).
+protocol CaseListStatement: PostgresPreparedStatement
+where Row == (UUID, String, String, String?, String, String?, String?, String?, Date?, Bool, String?, Bool?, Int64) {
+    var query: CaseListQuery { get }
+}
 
-    static let sql = """
+extension CaseListStatement {
+    static func listSQL(afterCursor: Bool) -> String {
+        """
         SELECT c.id, ct.code, ct.name_nl, ct.name_en, c.title, c.status_code, c.status_text_nl, c.status_text_en,
                c.status_set_at, c.status_final, c.due_date::text,
                (c.due_date < (now() AT TIME ZONE 'Europe/Amsterdam')::date AND NOT c.status_final),
@@ -74,14 +79,11 @@ struct CaseListStatement: PostgresPreparedStatement {
         WHERE c.subject_kind = $1 AND c.subject = $2
           AND ($3::text IS NULL OR c.status_final = ($3::text = 'closed'))
           AND ($4::text IS NULL OR ct.code = $4::text)
-          AND ($5::bigint IS NULL
-               OR (c.last_activity_at, c.id) < ('epoch'::timestamptz + $5::bigint * interval '1 microsecond', $6::uuid))
+        \(afterCursor ? "AND (c.last_activity_at, c.id) < ('epoch'::timestamptz + $6 * interval '1 microsecond', $7)" : "")
         ORDER BY c.last_activity_at DESC, c.id DESC
-        LIMIT $7
+        LIMIT $5
         """
-    static let bindingDataTypes: [PostgresDataType] = [.text, .text, .text, .text, .int8, .uuid, .int8]
-
-    let query: CaseListQuery
+    }
 
     func makeBindings() throws -> PostgresBindings {
         var bindings = PostgresBindings(capacity: 7)
@@ -89,15 +91,29 @@ struct CaseListStatement: PostgresPreparedStatement {
         bindings.append(self.query.subject.number)
         bindings.append(self.query.state?.rawValue)
         bindings.append(self.query.caseType)
-        bindings.append(self.query.after?.microseconds)
-        bindings.append(self.query.after?.id)
         bindings.append(Int64(self.query.limit + 1))
+        if let after = self.query.after {
+            bindings.append(after.microseconds)
+            bindings.append(after.id)
+        }
         return bindings
     }
 
     func decodeRow(_ row: PostgresRow) throws -> Row {
         try row.decode(Row.self)
     }
+}
+
+struct FirstCaseListPage: CaseListStatement {
+    static let sql = Self.listSQL(afterCursor: false)
+    static let bindingDataTypes: [PostgresDataType] = [.text, .text, .text, .text, .int8]
+    let query: CaseListQuery
+}
+
+struct NextCaseListPage: CaseListStatement {
+    static let sql = Self.listSQL(afterCursor: true)
+    static let bindingDataTypes: [PostgresDataType] = [.text, .text, .text, .text, .int8, .int8, .uuid]
+    let query: CaseListQuery
 }
 
 extension CaseStore {
@@ -107,7 +123,9 @@ extension CaseStore {
         var items: [CaseListItem] = []
         var lastMicroseconds: Int64 = 0
         for try await (id, code, nameNL, nameEN, title, statusCode, statusNL, statusEN, setAt, final, dueDate, overdue, micros)
-            in try await client.execute(CaseListStatement(query: query), logger: logger)
+            in try await query.after == nil
+            ? client.execute(FirstCaseListPage(query: query), logger: logger)
+            : client.execute(NextCaseListPage(query: query), logger: logger)
         {
             if items.count < query.limit { lastMicroseconds = micros }
             var status: CurrentStatus?

@@ -40,6 +40,7 @@ public struct CaseStore: Sendable {
         on connection: PostgresConnection,
         logger: Logger
     ) async throws -> (CaseRecord, created: Bool) {
+        try await self.lockReferences(departmentID: departmentID, [reference], on: connection, logger: logger)
         let upserted = try await self.upsert(
             departmentID: departmentID, [(reference, CaseChange.CaseFields(input, caseType: caseType))], on: connection, logger: logger)
         guard let (id, created) = upserted[reference], let record = try await self.find(.id(id), on: connection, logger: logger) else {

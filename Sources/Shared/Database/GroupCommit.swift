@@ -71,7 +71,9 @@ public final class GroupCommit<Item: Sendable, Outcome: Sendable>: Sendable {
     private func writeBatch(_ item: Item, others: [Entry], logger: Logger) async throws -> Outcome {
         let result: Result<[Outcome], any Error>
         do {
-            let outcomes = try await self.write([item] + others.map(\.item), logger)
+            // In a task of its own: the writer's cancellation (a client that went away) must not fail the others.
+            let items = [item] + others.map(\.item)
+            let outcomes = try await Task { try await self.write(items, logger) }.value
             precondition(outcomes.count == others.count + 1, "a group write returns one outcome per item")
             result = .success(outcomes)
         } catch {

@@ -467,6 +467,48 @@ struct CaseBatchTests {
         }
     }
 
+    @Test("retries that overlap their first attempt see replays, never a conflict or a failed chunk")
+    func overlappingRetries() async throws {
+        try await APIHarness.with { api async throws in
+            let department = try await CaseTrackingTests.department(api, name: "Burgerzaken")
+            // Twenty new cases with a first status each, sent five times at once, as a client that retries eagerly.
+            let items = (1...20).map { number in
+                let status = CaseTrackingTests.status("r-\(number)", "ontvangen", at: "2026-11-21T09:13:00Z", text: "Ontvangen")
+                return #"{"reference": "R-\#(number)", "case": \#(CaseTrackingTests.caseBody()), "statuses": [\#(status)]}"#
+            }
+            // An empty item for a case that does not exist is refused on its own.
+            let body = #"{"items": [\#(items.joined(separator: ",")), {"reference": "NOPE", "statuses": []}]}"#
+            let outcomes = try await withThrowingTaskGroup(of: [String].self) { group in
+                for _ in 1...5 {
+                    group.addTask {
+                        let response = try APIHarness.object(
+                            try await api.request(.post, "/api/v1/department/cases:batch", headers: department, json: body))
+                        guard case .array(let results)? = response["results"] else { return ["no results: \(response)"] }
+                        return results.map { result in
+                            guard case .object(let item) = result else { return "?" }
+                            var outcome = "\(Int(item["status"]?.numberValue ?? 0))"
+                            if case .array(let statuses)? = item["statuses"], case .object(let status)? = statuses.first {
+                                outcome += " \(status["result"]?.stringValue ?? "?")"
+                            }
+                            return outcome
+                        }
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            for results in outcomes {
+                #expect(results.count == 21)
+                #expect(results.last == "400")
+                #expect(results.dropLast().allSatisfy { $0 == "201 added" || $0 == "200 replayed" }, "\(results)")
+            }
+            for index in 0..<20 {
+                #expect(outcomes.filter { $0[index] == "201 added" }.count == 1, "item \(index) was added exactly once")
+            }
+            let events = try await api.database.client.query("SELECT count(*)::bigint FROM status_events")
+            #expect(try await events.decode(Int.self).reduce(0, +) == 20)
+        }
+    }
+
     @Test("the figures per case type: counts, lead times, share within the term, overdue, feedback")
     func statistics() async throws {
         try await APIHarness.with { api async throws in
