@@ -24,7 +24,8 @@ struct APIRequestContext: RequestContext {
     /// 16 random bytes as 32 lowercase hexadecimal characters, the W3C trace-id format.
     static func newTraceID() -> String {
         var generator = SystemRandomNumberGenerator()
-        return (0..<16).map { _ in UInt8.random(in: .min ... .max, using: &generator) }.hexadecimal
+        let (high, low) = (generator.next() as UInt64, generator.next() as UInt64)
+        return withUnsafeBytes(of: (high, low)) { $0.hexadecimal }
     }
 
     /// The trace id of a valid `traceparent` header (version 00), so our records join the caller's trace.
