@@ -32,6 +32,15 @@ ensure_postgres() {
     id -u "$PG_USER" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$PG_USER"
 }
 
+# The SMTP server the tests and scripts/run use (aiosmtpd, from PyPI), and openssl for the tests' certificates.
+ensure_mail_tools() {
+    command -v openssl >/dev/null || apt_install openssl
+    python3 -c 'import aiosmtpd' 2>/dev/null && return 0
+    log "installing aiosmtpd"
+    python3 -m pip install -q aiosmtpd 2>/dev/null || python3 -m pip install -q --break-system-packages aiosmtpd \
+        || die "could not install aiosmtpd with pip"
+}
+
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
