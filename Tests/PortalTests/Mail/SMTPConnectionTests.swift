@@ -118,4 +118,31 @@ struct SMTPConnectionTests {
         }
         #expect(try plain.messages().isEmpty && secure.messages().isEmpty)
     }
+
+    @Test("a relay that accepts the connection and then says nothing is given up after the reply timeout")
+    func silentRelay() async throws {
+        // A listener that never greets: the connection opens, the greeting never comes.
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let listening = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0 && listen(listener, 4) == 0
+            }
+        }
+        try #require(listening)
+        let relay = SMTPRelay(
+            host: "127.0.0.1", port: Int(UInt16(bigEndian: address.sin_port)), security: .none, heloDomain: "portal.test",
+            replyTimeout: .seconds(1))
+        let started = ContinuousClock.now
+        do {
+            try await SMTPConnection.withConnection(to: relay, logger: self.logger) { _ in Issue.record("the session opened") }
+        } catch let failure as SMTPFailure {
+            #expect(failure.kind == .transient)
+        }
+        #expect(ContinuousClock.now - started < .seconds(10))
+    }
 }

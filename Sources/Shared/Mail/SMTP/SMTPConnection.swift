@@ -19,6 +19,8 @@ public struct SMTPRelay: Sendable {
     public var connectTimeout: Duration
     /// How long to wait for each reply before giving the connection up.
     public var replyTimeout: Duration
+    /// How long one message may take from MAIL FROM to the final reply, however the relay trickles its replies.
+    public var messageTimeout: Duration
 
     public init(
         host: String,
@@ -29,7 +31,8 @@ public struct SMTPRelay: Sendable {
         certificateAuthorityFile: String? = nil,
         heloDomain: String,
         connectTimeout: Duration = .seconds(10),
-        replyTimeout: Duration = .seconds(60)
+        replyTimeout: Duration = .seconds(60),
+        messageTimeout: Duration = .seconds(300)
     ) {
         self.host = host
         self.port = port
@@ -40,6 +43,7 @@ public struct SMTPRelay: Sendable {
         self.heloDomain = heloDomain
         self.connectTimeout = connectTimeout
         self.replyTimeout = replyTimeout
+        self.messageTimeout = messageTimeout
     }
 }
 
@@ -108,6 +112,12 @@ public final class SMTPConnection {
     /// Sends one message; returns the relay's final reply. A refusal throws an ``SMTPFailure`` (`.transient` for 4xx,
     /// `.permanent` for 5xx) and leaves the session usable; a broken session throws and ends it.
     public func send(_ envelope: SMTPEnvelope) async throws -> SMTPReply {
+        // Past the deadline the connection is closed, which ends the wait for the next reply with a failure.
+        let channel = self.channel
+        let deadline = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(self.relay.messageTimeout.inSeconds * 1e9))) {
+            channel.close(promise: nil)
+        }
+        defer { deadline.cancel() }
         switch try await self.drive(self.machine.send(envelope)) {
         case .delivered(let reply): return reply
         case .messageFailed(let failure): throw failure
