@@ -7,6 +7,6 @@ enum NotifierMain {
         let configuration = EntryPoint.configuration(for: "Notifier", defaultHTTPPort: 8082)
         let (logger, prometheus) = EntryPoint.bootstrap("Notifier", configuration: configuration)
         let process = PortalProcess(name: "Notifier", configuration: configuration, prometheus: prometheus, logger: logger)
-        await EntryPoint.run("Notifier", buildNotifier(process))
+        await EntryPoint.run("Notifier", buildNotifier(process), configuration: configuration)
     }
 }

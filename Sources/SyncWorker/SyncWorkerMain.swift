@@ -8,6 +8,6 @@ enum SyncWorkerMain {
         let configuration = EntryPoint.configuration(for: "SyncWorker", defaultHTTPPort: 8081)
         let (logger, prometheus) = EntryPoint.bootstrap("SyncWorker", configuration: configuration)
         let process = PortalProcess(name: "SyncWorker", configuration: configuration, prometheus: prometheus, logger: logger)
-        await EntryPoint.run("SyncWorker", buildSyncWorker(process))
+        await EntryPoint.run("SyncWorker", buildSyncWorker(process), configuration: configuration)
     }
 }

@@ -19,7 +19,7 @@ struct ServeCommand: AsyncParsableCommand {
         let (logger, prometheus) = EntryPoint.bootstrap("PortalAPI", configuration: configuration)
         let process = PortalProcess(name: "PortalAPI", configuration: configuration, prometheus: prometheus, logger: logger)
         do {
-            await EntryPoint.run("PortalAPI", try buildApplication(process, settings: settings))
+            await EntryPoint.run("PortalAPI", try buildApplication(process, settings: settings), configuration: configuration)
         } catch {
             EntryPoint.fail("PortalAPI", error, status: 1)
         }

@@ -72,7 +72,7 @@ public struct MailMessage: Sendable, Equatable {
         headers.add("Content-Language", self.language)
         if let unsubscribe {
             let link = unsubscribe.absoluteString
-            guard link.hasPrefix("https://") || link.hasPrefix("http://"),
+            guard link.hasPrefix("https://") || link.hasPrefix("http://"), link.utf8.count <= 900,
                 link.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ">") })
             else { throw MailError.invalid("List-Unsubscribe") }
             headers.add("List-Unsubscribe", "<\(link)>")
@@ -183,8 +183,10 @@ struct MIMEHeaders {
     }
 
     private static func isPlain(_ value: String) -> Bool {
-        // "=?" could be read as the start of an encoded word, so such text is encoded too.
+        // "=?" could be read as the start of an encoded word, so such text is encoded too; so is a word too long to
+        // fold, which encoded words can split.
         value.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F } && !value.contains("=?")
+            && value.split(separator: " ").allSatisfy { $0.utf8.count <= 60 }
     }
 
     /// RFC 2047 `B` encoded words of at most 75 characters, split between characters, never inside one.
@@ -192,9 +194,10 @@ struct MIMEHeaders {
         var words: [String] = []
         var chunk: [UInt8] = []
         // "=?UTF-8?B?" + "?=" is 12 characters and 39 bytes encode to 52: a word of 64 fits a folded line of 78
-        // even after a field name such as "Subject: ".
-        for character in value {
-            let bytes = Array(String(character).utf8)
+        // even after a field name such as "Subject: ". Words end between Unicode scalars (never inside one), so even
+        // a character made of many scalars cannot make a word too long.
+        for scalar in value.unicodeScalars {
+            let bytes = Array(String(scalar).utf8)
             if chunk.count + bytes.count > 39 {
                 words.append("=?UTF-8?B?\(Data(chunk).base64EncodedString())?=")
                 chunk = []

@@ -40,10 +40,11 @@ public struct MailSettings: Sendable {
             ConfigurationError(variable: "PORTAL_SMTP_URL", problem: what)
         }
         guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
-            let host = components.host, !host.isEmpty
+            let bracketed = components.host, !bracketed.isEmpty
         else {
             throw problem("must look like smtp://user:password@host:587?tls=starttls or smtps://user:password@host:465")
         }
+        let host = bracketed.hasPrefix("[") && bracketed.hasSuffix("]") ? String(bracketed.dropFirst().dropLast()) : bracketed
         let tls = components.queryItems?.first { $0.name == "tls" }?.value?.lowercased()
         let security: SMTPTransportSecurity
         switch (scheme, tls) {
@@ -52,11 +53,12 @@ public struct MailSettings: Sendable {
         case ("smtp", nil), ("smtp", "none"): security = .none
         default: throw problem("must use smtps:// (TLS from the start) or smtp:// with ?tls=starttls")
         }
-        let user = components.user.flatMap { $0.removingPercentEncoding }
-        let password = components.password.flatMap { $0.removingPercentEncoding }
+        // URLComponents has already percent-decoded these.
+        let user = components.user
+        let password = components.password
         if (user == nil) != (password == nil) { throw problem("must give both a user and a password, or neither") }
         if security == .none {
-            guard ["localhost", "127.0.0.1", "::1", "[::1]"].contains(host.lowercased()) else {
+            guard ["localhost", "127.0.0.1", "::1"].contains(host.lowercased()) else {
                 throw problem("without TLS is only allowed for a relay on this machine (localhost); use ?tls=starttls or smtps://")
             }
             guard user == nil else { throw problem("sends credentials only over TLS; use ?tls=starttls or smtps://") }

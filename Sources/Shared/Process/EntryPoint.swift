@@ -4,6 +4,7 @@ public import Logging
 import Metrics
 public import Prometheus
 import ServiceLifecycle
+import UnixSignals
 
 /// The shared start of every executable: read the configuration (stopping with one line naming a bad setting),
 /// bootstrap logging and metrics once, build, run until SIGTERM or SIGINT.
@@ -28,15 +29,29 @@ public enum EntryPoint {
         return (logger, registry)
     }
 
-    /// Runs the application until a signal asks it to stop; a startup failure prints one line and exits 1.
-    public static func run(_ name: String, _ application: some ApplicationProtocol) async -> Never {
+    /// Runs the application until SIGTERM or SIGINT asks it to stop; a startup failure prints one line and exits 1.
+    ///
+    /// A replica must always go away when asked, whatever hangs inside it: the graceful shutdown may take the job
+    /// shutdown timeout (`PORTAL_JOB_SHUTDOWN_TIMEOUT_SECONDS`) plus ``shutdownMargin``, then the services are
+    /// cancelled, and ten seconds later the process exits with status 1 regardless.
+    public static func run(_ name: String, _ application: some ApplicationProtocol, configuration: PortalConfiguration) async -> Never {
+        var group = ServiceGroupConfiguration(
+            services: [.init(service: application)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: application.logger
+        )
+        group.maximumGracefulShutdownDuration = configuration.jobs.shutdownTimeout + Self.shutdownMargin
+        group.maximumCancellationDuration = .seconds(10)
         do {
-            try await application.runService()
+            try await ServiceGroup(configuration: group).run()
             exit(0)
         } catch {
             self.fail(name, error, status: 1)
         }
     }
+
+    /// Time for the HTTP server's in-flight requests and the database client, on top of the jobs' shutdown timeout.
+    public static let shutdownMargin: Duration = .seconds(30)
 
     /// Prints `name: reason` on standard error and exits.
     public static func fail(_ name: String, _ error: any Error, status: Int32) -> Never {

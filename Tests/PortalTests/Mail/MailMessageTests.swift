@@ -103,4 +103,19 @@ struct MailMessageTests {
         #expect(read["text/plain"] == "Alleen tekst, één regel.\n")
         #expect(read["text/html"] == nil)
     }
+
+    @Test("a word too long to fold, or a character of many scalars, still gives lines within 78 and reads back")
+    func longWords() throws {
+        let long = String(repeating: "x", count: 200)
+        let combining = "e" + String(repeating: "\u{301}", count: 40)
+        for subject in ["Zaak \(long)", "Zaak \(combining) klaar"] {
+            let bytes = try Self.message(subject: subject).rendered()
+            let lines = String(decoding: bytes, as: UTF8.self).components(separatedBy: "\r\n")
+            #expect(lines.allSatisfy { $0.utf8.count <= 78 }, "\(lines.filter { $0.utf8.count > 78 })")
+            #expect(try Self.parsed(bytes)["Subject"] == subject)
+        }
+        var longLink = Self.message()
+        longLink.unsubscribe = URL(string: "https://portal.example/" + String(repeating: "a", count: 1000))
+        #expect(throws: MailError.self) { try longLink.rendered() }
+    }
 }

@@ -28,6 +28,13 @@ struct MailSettingsTests {
         #expect(startTLS.from.name == "Gemeente Haarlem")
         let local = try Self.settings(["PORTAL_SMTP_URL": "smtp://127.0.0.1:2525", "PORTAL_MAIL_FROM": "noreply@haarlem.example"])
         #expect(local.relay.security == .none && local.relay.port == 2525 && local.relay.user == nil)
+        let ipv6 = try Self.settings(["PORTAL_SMTP_URL": "smtp://[::1]:2525", "PORTAL_MAIL_FROM": "noreply@haarlem.example"])
+        #expect(ipv6.relay.host == "::1")
+        // Percent-encoding is undone once: "%25" is a percent sign, "%41" an A.
+        let encoded = try Self.settings([
+            "PORTAL_SMTP_URL": "smtps://u:p%25ss%41@smtp.example.org", "PORTAL_MAIL_FROM": "noreply@haarlem.example",
+        ])
+        #expect(encoded.relay.password == "p%ssA")
     }
 
     @Test("anything that would send mail or a password in the clear, or is malformed, stops with one line naming the setting")

@@ -103,4 +103,47 @@ struct SMTPClientStateMachineTests {
         #expect(Self.sent(machine.send(Self.envelope)) == "(message failed permanent 0)")
         #expect(machine.isReady)
     }
+
+    @Test("421 ends the session at once; a refused STARTTLS or RSET keeps the right kind; a failed session takes no message")
+    func endings() {
+        func machine() -> SMTPClientStateMachine {
+            var machine = SMTPClientStateMachine(.init(security: .none, heloDomain: "portal.example"))
+            _ = machine.received(Self.reply("220 relay\n"))
+            _ = machine.received(Self.reply("250 relay\n"))
+            return machine
+        }
+        var closing = machine()
+        _ = closing.send(Self.envelope)
+        _ = closing.received(Self.reply("250 ok\n"))
+        #expect(Self.sent(closing.received(Self.reply("421 shutting down\n"))).hasPrefix("(fail transient"))
+        #expect(Self.sent(closing.send(Self.envelope)).hasPrefix("(fail transient"))
+
+        var busy = SMTPClientStateMachine(.init(security: .startTLS, heloDomain: "portal.example"))
+        _ = busy.received(Self.reply("220 relay\n"))
+        _ = busy.received(Self.reply("250-relay\n250 STARTTLS\n"))
+        #expect(Self.sent(busy.received(Self.reply("454 TLS not available now\n"))).hasPrefix("(fail transient"))
+
+        var reset = machine()
+        _ = reset.send(Self.envelope)
+        _ = reset.received(Self.reply("550 no such sender\n"))
+        let action = reset.received(Self.reply("500 what\n"))
+        guard case .fail(let failure) = action else {
+            Issue.record("expected a failure, got \(Self.sent(action))")
+            return
+        }
+        #expect(failure.kind == .permanent && failure.reply?.code == 550)
+    }
+
+    @Test("no description or dump of the configuration shows the password")
+    func secrets() {
+        let configuration = SMTPClientStateMachine.Configuration(
+            security: .startTLS, heloDomain: "portal.example", user: "portal", password: "hunter2-secret")
+        let relay = SMTPRelay(
+            host: "smtp.example.org", port: 587, security: .startTLS, user: "portal", password: "hunter2-secret", heloDomain: "p")
+        var dumped = ""
+        dump(configuration, to: &dumped)
+        dump(relay, to: &dumped)
+        let shown = [String(describing: configuration), String(reflecting: configuration), "\(relay)", String(reflecting: relay), dumped]
+        #expect(shown.allSatisfy { !$0.contains("hunter2") }, "\(shown)")
+    }
 }

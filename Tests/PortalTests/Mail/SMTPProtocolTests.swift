@@ -20,7 +20,7 @@ struct SMTPProtocolTests {
             let reply = try #require(early ?? parser.next())
             #expect(reply.code == 250 && reply.lines.count == 6 && reply.kind == .completed)
             let more = parser.next()
-            #expect(more == nil && !parser.hasPartialReply)
+            #expect(more == nil && !parser.hasUnreadInput)
             let capabilities = SMTPCapabilities(ehlo: reply)
             #expect(capabilities.startTLS && capabilities.pipelining && capabilities.eightBitMIME)
             #expect(capabilities.authMechanisms == ["PLAIN", "LOGIN"])
@@ -40,6 +40,21 @@ struct SMTPProtocolTests {
         #expect(replies[1].description == "451 4.3.0 Try again")
         let more = parser.next()
         #expect(more == nil)
+    }
+
+    @Test("replies that arrive before they are read count as unread input (what STARTTLS must not leave behind)")
+    func unreadInput() throws {
+        var parser = SMTPReplyParser()
+        try parser.append(Array("220 go ahead\r\n250 AUTH LOGIN\r\n".utf8))
+        let first = parser.next()
+        #expect(first?.code == 220)
+        #expect(parser.hasUnreadInput)
+        var clean = SMTPReplyParser()
+        try clean.append(Array("220 go ahead\r\n".utf8))
+        _ = clean.next()
+        #expect(!clean.hasUnreadInput)
+        // A server's control characters do not reach our log lines.
+        #expect(SMTPReply(code: 550, lines: ["no\u{1B}[31m such\u{7} user"]).description == "550 no[31m such user")
     }
 
     @Test("malformed or oversized replies are errors, and the parser stays failed")
@@ -69,7 +84,11 @@ struct SMTPProtocolTests {
         #expect(String(decoding: plain.bytes, as: UTF8.self) == "AUTH PLAIN AHVzZXIAc2VjcmV0\r\n")
         #expect(plain.description == "AUTH PLAIN")
         #expect(try SMTPCommand.credentialLine("secret").description == "(credential)")
-        for address in ["a@b.org\r\nRCPT TO:<x@y.org>", "a b@c.org", "<a@b.org>", "nobody", "@b.org", "a@", "jürgen@example.org"] {
+        #expect(throws: Never.self) { try SMTPCommand.recipient("j.de-vries+portal@mail.example.org") }
+        for address in [
+            "a@b.org\r\nRCPT TO:<x@y.org>", "a b@c.org", "<a@b.org>", "nobody", "@b.org", "a@", "jürgen@example.org",
+            "a@b.nl,evil@x.nl", "@r,@s:x@y.org", "a@@b.org", "a..b@c.org", ".a@b.org", "a@-b.org", "\"a\"@b.org",
+        ] {
             #expect(throws: MailError.self, "\(address)") { try SMTPCommand.recipient(address) }
         }
         #expect(throws: MailError.self) { try SMTPCommand.ehlo("portal\r\nQUIT") }

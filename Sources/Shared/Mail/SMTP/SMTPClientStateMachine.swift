@@ -115,6 +115,11 @@ public struct SMTPClientStateMachine: Sendable {
 
     /// A reply from the server.
     public mutating func received(_ reply: SMTPReply) -> Action {
+        // 421: the server is closing the connection, whatever it was doing (RFC 5321, section 3.8).
+        if reply.code == 421 {
+            if case .quitting = self.state { return .fail(SMTPFailure(.transient, "the session ended", reply: reply)) }
+            return self.fail(.transient, "the relay is closing the connection", reply)
+        }
         switch self.state {
         case .greeting:
             guard reply.code == 220 else { return self.fail(.transient, "the server did not greet", reply) }
@@ -133,7 +138,9 @@ public struct SMTPClientStateMachine: Sendable {
             }
             return self.authenticate(capabilities)
         case .startTLS:
-            guard reply.code == 220 else { return self.fail(.configuration, "STARTTLS refused", reply) }
+            guard reply.code == 220 else {
+                return self.fail(reply.kind == .transient ? .transient : .configuration, "STARTTLS refused", reply)
+            }
             self.state = .handshaking
             return .startTLS
         case .authPlain, .authLogin(step: 2):
@@ -144,7 +151,7 @@ public struct SMTPClientStateMachine: Sendable {
             return .ready
         case .authLogin(let step):
             guard reply.code == 334, let user = self.configuration.user, let password = self.configuration.password else {
-                return self.fail(.configuration, "authentication failed", reply)
+                return self.fail(reply.kind == .transient ? .transient : .configuration, "authentication failed", reply)
             }
             self.state = .authLogin(step: step + 1)
             do {
@@ -173,7 +180,8 @@ public struct SMTPClientStateMachine: Sendable {
             self.state = .ready
             return .delivered(reply)
         case .reset(let failure):
-            guard reply.kind == .completed else { return self.fail(.transient, "RSET refused", reply) }
+            // The message's own outcome outlives a session that cannot be reset.
+            guard reply.kind == .completed else { return self.fail(failure ?? SMTPFailure(.transient, "RSET refused", reply: reply)) }
             self.state = .ready
             return failure.map { .messageFailed($0) } ?? .ready
         case .ready, .handshaking, .quitting, .failed:
@@ -191,7 +199,9 @@ public struct SMTPClientStateMachine: Sendable {
 
     /// Starts sending a message; only when ``isReady``.
     public mutating func send(_ envelope: SMTPEnvelope) -> Action {
-        guard case .ready = self.state else { return self.fail(.configuration, "a message while the session is busy", nil) }
+        guard case .ready = self.state else {
+            return self.fail(.transient, "the session cannot take a message (it failed, or is busy)", nil)
+        }
         if let maximum = self.capabilities?.maximumSize, envelope.data.count > maximum {
             return .messageFailed(SMTPFailure(.permanent, "the message is larger than the relay accepts (\(maximum) bytes)"))
         }
@@ -249,7 +259,19 @@ public struct SMTPClientStateMachine: Sendable {
     }
 
     private mutating func fail(_ kind: SMTPFailure.Kind, _ what: String, _ reply: SMTPReply?) -> Action {
+        self.fail(SMTPFailure(kind, what, reply: reply))
+    }
+
+    private mutating func fail(_ failure: SMTPFailure) -> Action {
         self.state = .failed
-        return .fail(SMTPFailure(kind, what, reply: reply))
+        return .fail(failure)
+    }
+}
+
+extension SMTPClientStateMachine.Configuration: CustomStringConvertible, CustomReflectable {
+    /// Never the password.
+    public var description: String { "\(self.security) as \(self.heloDomain)" + (self.user.map { ", user \($0)" } ?? "") }
+    public var customMirror: Mirror {
+        Mirror(self, children: ["security": self.security, "heloDomain": self.heloDomain, "user": self.user as Any])
     }
 }

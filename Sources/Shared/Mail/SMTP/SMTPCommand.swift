@@ -104,14 +104,34 @@ public enum MailError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-/// Addresses as they may appear in `MAIL FROM`, `RCPT TO` and the `From`/`To` headers: ASCII `local@domain`, with
-/// no space, control character or angle bracket, so no address can break a command or a header. (Internationalised
-/// addresses need SMTPUTF8, which relays do not all offer; they are refused here rather than mangled.)
+/// Addresses as they may appear in `MAIL FROM`, `RCPT TO` and the `From`/`To` headers: ASCII `local@domain` with a
+/// dot-atom local part (RFC 5322, section 3.4.1) and a host name, exactly one `@`, so no address can name a second
+/// recipient, a source route, or break a command or a header. (Internationalised addresses need SMTPUTF8, which
+/// relays do not all offer; they are refused here rather than mangled.)
 public enum MailAddress {
+    private static let atext = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+/=?^_`{|}~-".utf8)
+
     public static func check(_ address: String) throws {
-        let bytes = Array(address.utf8)
-        guard (3...254).contains(bytes.count), let at = bytes.lastIndex(of: UInt8(ascii: "@")), at > 0, at < bytes.count - 1,
-            bytes.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "<") && $0 != UInt8(ascii: ">") })
+        let parts = address.split(separator: "@", omittingEmptySubsequences: false)
+        guard address.utf8.count <= 254, parts.count == 2, Self.isDotAtom(parts[0]), parts[0].utf8.count <= 64,
+            Self.isHostName(parts[1])
         else { throw MailError.invalid("e-mail address") }
+    }
+
+    private static func isDotAtom(_ text: Substring) -> Bool {
+        let atoms = text.split(separator: ".", omittingEmptySubsequences: false)
+        return atoms.allSatisfy { !$0.isEmpty && $0.utf8.allSatisfy { Self.atext.contains($0) } }
+    }
+
+    private static func isHostName(_ text: Substring) -> Bool {
+        let labels = text.split(separator: ".", omittingEmptySubsequences: false)
+        return text.utf8.count <= 253
+            && labels.allSatisfy { label in
+                (1...63).contains(label.utf8.count) && label.first != "-" && label.last != "-"
+                    && label.utf8.allSatisfy {
+                        $0 < 0x80
+                            && (Character(UnicodeScalar($0)).isLetter || Character(UnicodeScalar($0)).isNumber || $0 == UInt8(ascii: "-"))
+                    }
+            }
     }
 }

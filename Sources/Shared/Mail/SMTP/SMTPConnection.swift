@@ -47,11 +47,21 @@ public struct SMTPRelay: Sendable {
     }
 }
 
+extension SMTPRelay: CustomStringConvertible, CustomReflectable {
+    /// Where the relay is and how it is reached; never the password.
+    public var description: String { "\(self.host):\(self.port) (\(self.security))" }
+    public var customMirror: Mirror {
+        Mirror(self, children: ["host": self.host, "port": self.port, "security": self.security, "user": self.user as Any])
+    }
+}
+
 /// One session with the relay: connects, secures and authenticates (``SMTPClientStateMachine`` decides, this type
 /// only carries out), then sends messages one after the other on the same connection. Used by one task at a time.
 public final class SMTPConnection {
     private var machine: SMTPClientStateMachine
     private var parser = SMTPReplyParser()
+    /// How many buffers this connection took from the channel (compared with ``InboundBufferCounter`` at STARTTLS).
+    private var buffersTaken = 0
     private var inbound: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
     private let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
     private let channel: any Channel
@@ -90,9 +100,11 @@ public final class SMTPConnection {
                         try handlers.addHandler(
                             IdleStateHandler(readTimeout: .nanoseconds(Int64(relay.replyTimeout.inSeconds * 1e9))))
                         try handlers.addHandler(ReplyTimeoutHandler())
-                        if relay.security == .implicitTLS, let tls {
+                        if relay.security == .implicitTLS {
+                            guard let tls else { throw SMTPFailure(.configuration, "implicit TLS without a TLS configuration") }
                             try handlers.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: Self.serverName(relay.host)))
                         }
+                        try handlers.addHandler(InboundBufferCounter())
                         return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                     }
                 }
@@ -112,11 +124,7 @@ public final class SMTPConnection {
     /// Sends one message; returns the relay's final reply. A refusal throws an ``SMTPFailure`` (`.transient` for 4xx,
     /// `.permanent` for 5xx) and leaves the session usable; a broken session throws and ends it.
     public func send(_ envelope: SMTPEnvelope) async throws -> SMTPReply {
-        // Past the deadline the connection is closed, which ends the wait for the next reply with a failure.
-        let channel = self.channel
-        let deadline = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(self.relay.messageTimeout.inSeconds * 1e9))) {
-            channel.close(promise: nil)
-        }
+        let deadline = self.deadline()
         defer { deadline.cancel() }
         switch try await self.drive(self.machine.send(envelope)) {
         case .delivered(let reply): return reply
@@ -126,7 +134,18 @@ public final class SMTPConnection {
         }
     }
 
+    /// Past ``SMTPRelay/messageTimeout`` the connection is closed, which ends any wait for a reply with a failure,
+    /// however slowly the relay trickles its bytes.
+    private func deadline() -> Scheduled<Void> {
+        let channel = self.channel
+        return channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(self.relay.messageTimeout.inSeconds * 1e9))) {
+            channel.close(promise: nil)
+        }
+    }
+
     private func open(tls: NIOSSLContext?) async throws {
+        let deadline = self.deadline()
+        defer { deadline.cancel() }
         switch try await self.drive(self.machine.received(try await self.nextReply()), tls: tls) {
         case .ready: return
         case .fail(let failure): throw failure
@@ -153,7 +172,7 @@ public final class SMTPConnection {
                 action = self.machine.received(try await self.nextReply())
             case .startTLS:
                 // Anything the server sent after its 220 would be read as if it came through TLS: refuse it.
-                guard !self.parser.hasPartialReply else {
+                guard !self.parser.hasUnreadInput else {
                     throw SMTPFailure(.configuration, "the relay sent data after agreeing to STARTTLS")
                 }
                 guard let tls else { throw SMTPFailure(.configuration, "STARTTLS without a TLS configuration") }
@@ -169,12 +188,18 @@ public final class SMTPConnection {
         let handshake = self.channel.eventLoop.makePromise(of: Void.self)
         let channel = self.channel
         let serverName = Self.serverName(self.relay.host)
+        let taken = self.buffersTaken
         try await channel.eventLoop.submit {
+            let handlers = channel.pipeline.syncOperations
+            // On the event loop no read can come in between this check and the TLS handler taking over: every buffer
+            // that passed so far must have been read, or plain text is waiting to be taken for protected data.
+            guard try handlers.handler(type: InboundBufferCounter.self).count == taken else {
+                throw SMTPFailure(.configuration, "the relay sent data after agreeing to STARTTLS")
+            }
+            // After the reply-timeout handlers, before the counter and the handler that feeds this connection.
             let tls = try NIOSSLClientHandler(context: context, serverHostname: serverName)
-            // After the reply-timeout handlers, before the handler that feeds this connection.
-            try channel.pipeline.syncOperations.addHandler(
-                tls, position: .after(try channel.pipeline.syncOperations.handler(type: ReplyTimeoutHandler.self)))
-            try channel.pipeline.syncOperations.addHandler(HandshakeWaiter(promise: handshake), position: .after(tls))
+            try handlers.addHandler(tls, position: .after(try handlers.handler(type: ReplyTimeoutHandler.self)))
+            try handlers.addHandler(HandshakeWaiter(promise: handshake), position: .after(tls))
         }.get()
         do {
             try await handshake.futureResult.get()
@@ -193,6 +218,7 @@ public final class SMTPConnection {
                 throw SMTPFailure(.transient, "the connection to the relay failed (\(error))")
             }
             guard let buffer else { throw SMTPFailure(.transient, "the relay closed the connection") }
+            self.buffersTaken += 1
             do {
                 try self.parser.append(buffer.readableBytesView)
             } catch {
@@ -216,6 +242,18 @@ public final class SMTPConnection {
     private static func serverName(_ host: String) -> String? {
         let isAddress = host.contains(":") || host.allSatisfy { $0.isNumber || $0 == "." }
         return isAddress ? nil : host
+    }
+}
+
+/// Counts the buffers passed on to the connection, so STARTTLS can tell whether unread plain text is waiting.
+private final class InboundBufferCounter: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    private(set) var count = 0
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.count += 1
+        context.fireChannelRead(data)
     }
 }
 

@@ -33,8 +33,9 @@ public struct SMTPReply: Sendable, Equatable, CustomStringConvertible {
     /// The code and the first line, cut to a length fit for a log line or a delivery record. Server replies carry no
     /// personal data of ours, except sometimes the recipient's address, which the caller's records already hold.
     public var description: String {
-        let text = self.lines.first ?? ""
-        return "\(self.code) \(text.prefix(200))"
+        // Control characters from the server stay out of our log lines.
+        let text = (self.lines.first ?? "").unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }
+        return "\(self.code) \(String(String.UnicodeScalarView(text.prefix(200))))"
     }
 }
 
@@ -86,8 +87,10 @@ public struct SMTPReplyParser: Sendable {
         self.replies.isEmpty ? nil : self.replies.removeFirst()
     }
 
-    /// Whether a reply has started but not ended: bytes that a server sent before it was asked.
-    public var hasPartialReply: Bool { !self.line.isEmpty || self.pendingCode != nil }
+    /// Whether anything the server sent has not been taken yet: a reply begun, or complete replies waiting. Right
+    /// after the reply to STARTTLS there must be nothing: such bytes came unprotected and would be read as if
+    /// they came through TLS.
+    public var hasUnreadInput: Bool { !self.line.isEmpty || self.pendingCode != nil || !self.replies.isEmpty }
 
     private mutating func finishLine() throws {
         // "250-text" continues, "250 text" (or a bare "250") ends the reply.
