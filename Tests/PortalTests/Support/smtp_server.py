@@ -42,7 +42,7 @@ class Handler:
             f.write(envelope.original_content or envelope.content)
         with open(base + ".json", "w") as f:
             json.dump({"from": envelope.mail_from, "to": envelope.rcpt_tos, "tls": session.ssl is not None,
-                       "authenticated": session.authenticated}, f)
+                       "authenticated": session.authenticated, "peer": f"{session.peer[0]}:{session.peer[1]}"}, f)
         os.rename(base + ".eml.tmp", base + ".eml")
         return f"250 Message accepted as {self.count}"
 

@@ -121,6 +121,9 @@ public final class SMTPConnection {
         }
     }
 
+    /// Whether the session can take a message: false once it failed.
+    public var isReady: Bool { self.machine.isReady }
+
     /// Sends one message; returns the relay's final reply. A refusal throws an ``SMTPFailure`` (`.transient` for 4xx,
     /// `.permanent` for 5xx) and leaves the session usable; a broken session throws and ends it.
     public func send(_ envelope: SMTPEnvelope) async throws -> SMTPReply {
