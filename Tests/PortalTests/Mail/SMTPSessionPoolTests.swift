@@ -71,4 +71,22 @@ struct SMTPSessionPoolTests {
         }
         #expect(kinds == Array(repeating: .transient, count: 5))
     }
+
+    @Test("a session without work closes itself with QUIT after the idle timeout; the next message opens a new one")
+    func idleSessionsClose() async throws {
+        let server = try await SMTPTestServer(.plain)
+        defer { server.stop() }
+        let relay = SMTPRelay(host: "127.0.0.1", port: server.port, security: .none, heloDomain: "portal.test")
+        let pool = SMTPSessionPool(relay: relay, size: 1, idleTimeout: .milliseconds(200), logger: self.logger)
+        try await self.running(pool) {
+            _ = try await pool.send(try SMTPConnectionTests.envelope(id: 1))
+            // Waiting for the server to see the QUIT, with a deadline far above the idle timeout.
+            let deadline = ContinuousClock.now + .seconds(10)
+            while server.quits().isEmpty, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(server.quits().count == 1)
+            _ = try await pool.send(try SMTPConnectionTests.envelope(id: 2))
+        }
+        let peers = try server.messages().compactMap { $0.envelope["peer"]?.stringValue }
+        #expect(peers.count == 2 && Set(peers).count == 2)
+    }
 }

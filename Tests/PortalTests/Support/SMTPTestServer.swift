@@ -74,6 +74,12 @@ final class SMTPTestServer: Sendable {
         }
     }
 
+    /// The sessions that ended with QUIT, by client address.
+    func quits() -> [String] {
+        let log = (try? String(contentsOf: self.folder.appendingPathComponent("quits.log"), encoding: .utf8)) ?? ""
+        return log.split(separator: "\n").map(String.init)
+    }
+
     /// Stops the server (it ends when its standard input closes) and waits for it.
     func stop() {
         try? self.input.fileHandleForWriting.close()

@@ -1,6 +1,6 @@
 """A real SMTP server for the tests (aiosmtpd), with the relay features the portal must handle: STARTTLS or implicit
 TLS, AUTH, and replies that refuse chosen recipients. Each accepted message is written to --out as <n>.eml with its
-envelope in <n>.json. Prints "READY" on standard output once it listens; stops when standard input closes."""
+envelope in <n>.json; each QUIT adds the client's address to quits.log. Prints "READY" on standard output once it listens; stops when standard input closes."""
 
 import argparse
 import json
@@ -34,6 +34,11 @@ class Handler:
             return f"{code} {'Try again later' if code.startswith('4') else 'No such user'}"
         envelope.rcpt_tos.append(address)
         return "250 OK"
+
+    async def handle_QUIT(self, server, session, envelope):
+        with open(os.path.join(args.out, "quits.log"), "a") as f:
+            f.write(f"{session.peer[0]}:{session.peer[1]}\n")
+        return "221 Bye"
 
     async def handle_DATA(self, server, session, envelope):
         self.count += 1
