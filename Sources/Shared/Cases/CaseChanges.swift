@@ -114,7 +114,7 @@ extension CaseStore {
         for (change, result) in zip(changes, plans) {
             let plan: Plan
             switch result {
-            case .success(let accepted): plan = accepted
+            case .success(let checked): plan = checked
             case .failure(let error):
                 outcomes.append(.refused(error))
                 continue

@@ -72,6 +72,7 @@ public final class GroupCommit<Item: Sendable, Outcome: Sendable>: Sendable {
         let result: Result<[Outcome], any Error>
         do {
             // In a task of its own: the writer's cancellation (a client that went away) must not fail the others.
+            // It is awaited at once, so it never outlives this call.
             let items = [item] + others.map(\.item)
             let outcomes = try await Task { try await self.write(items, logger) }.value
             precondition(outcomes.count == others.count + 1, "a group write returns one outcome per item")
