@@ -32,6 +32,8 @@ let package = Package(
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
         // jwt-kit 5 needs swift-crypto 4; named here too because we use its HMAC and SHA-256 directly.
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        // Mail templates that operators can change without a rebuild.
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
         // Tests only: parsing docker-compose.yml to check it against the code.
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
@@ -77,7 +79,8 @@ let package = Package(
         ),
         .executableTarget(
             name: "Notifier",
-            dependencies: ["Shared"],
+            dependencies: ["Shared", .product(name: "Mustache", package: "swift-mustache")],
+            resources: [.copy("Templates")],
             swiftSettings: strictSettings
         ),
         // A job-running process for tests and benchmarks: it runs the real JobProcessor with probe job kinds, so
@@ -106,6 +109,7 @@ let package = Package(
             dependencies: [
                 "Shared",
                 "PortalAPI",
+                "Notifier",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Yams", package: "Yams"),
