@@ -156,11 +156,11 @@ half of pgbench's rate, is missed: the ratio against pgbench's default protocol 
 is the figure the issue asked for, and the ratio against the same prepared statement is the honest measure of our own
 overhead. What was done: the audit record no longer costs a commit per read, the two statements are prepared
 (PostgreSQL spent more time planning the list than running it), and hexadecimal no longer goes through
-String(format:); together they doubled the rate (614 requests/s before, same benchmark). What would move it further:
+String(format:); together they doubled the rate (614 requests/s in the previous recorded run of this benchmark). What would move it further:
 a JSON encoder that writes bytes directly, and the load generator on another machine. Between runs on this shared
 machine the figures vary by about 15 %.
-Batches are applied set-based: a chunk of up to 100 items costs about ten statements, whatever it holds (192 events/s
-item by item before).
+Batches are applied set-based: a chunk of up to 100 items costs about ten statements, whatever it holds (182 events/s
+item by item in the previous recorded run).
 wrk has no fixed request rate, so the "half load" figure is taken with a quarter of the connections, and its
 request rate is shown with it.
 """

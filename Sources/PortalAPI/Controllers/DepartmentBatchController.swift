@@ -29,7 +29,7 @@ struct DepartmentBatchController {
     private struct Item {
         let index: Int
         let reference: String
-        let caseFields: DepartmentCasesController.CaseFields?
+        let input: CaseInput?
         let statuses: [NewStatusEvent]
     }
 
@@ -89,7 +89,7 @@ struct DepartmentBatchController {
             if let reference, !DepartmentCasesController.isReference(reference) {
                 itemBody.fail("reference", "invalid", "Letters, digits and '._~:-' only.")
             }
-            let fields = itemBody.nested("case") { DepartmentCasesController.readCase(&$0).fields }
+            let input = itemBody.nested("case") { DepartmentCasesController.readCase(&$0).input }
             let statuses = itemBody.objects("statuses", count: 0...100) { DepartmentCasesController.readStatus(&$0) } ?? []
             if !itemBody.contains("case") && statuses.isEmpty && itemBody.allErrors.isEmpty {
                 itemBody.fail("case", "required", "Give a case, at least one status, or both.")
@@ -99,8 +99,8 @@ struct DepartmentBatchController {
                 results[index] = .failed(reference, .invalidInput(errors))
                 continue
             }
-            if let code = fields?.caseTypeCode { caseTypeCodes.insert(code) }
-            items.append(Item(index: index, reference: reference, caseFields: fields, statuses: statuses))
+            if let code = input?.caseTypeCode { caseTypeCodes.insert(code) }
+            items.append(Item(index: index, reference: reference, input: input, statuses: statuses))
         }
 
         // The case types named, once each.
@@ -120,13 +120,13 @@ struct DepartmentBatchController {
         var changes: [(index: Int, change: CaseChange)] = []
         for item in items {
             var fields: CaseChange.CaseFields?
-            if let caseFields = item.caseFields {
-                guard let caseType = caseTypes[caseFields.caseTypeCode] else {
+            if let input = item.input {
+                guard let caseType = caseTypes[input.caseTypeCode] else {
                     results[item.index] = .failed(
-                        item.reference, DepartmentCasesController.problem(.unknownCaseType(caseFields.caseTypeCode)))
+                        item.reference, DepartmentCasesController.problem(.unknownCaseType(input.caseTypeCode)))
                     continue
                 }
-                fields = CaseChange.CaseFields(caseFields.input(caseType: caseType), caseType: caseType)
+                fields = CaseChange.CaseFields(input, caseType: caseType)
             }
             changes.append((item.index, CaseChange(reference: item.reference, fields: fields, statuses: item.statuses)))
         }

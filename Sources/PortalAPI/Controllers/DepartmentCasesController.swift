@@ -87,34 +87,9 @@ struct DepartmentCasesController {
 
     // MARK: Cases
 
-    /// The fields of a case body, before its case type is looked up.
-    struct CaseFields {
-        let subject: Subject
-        let caseTypeCode: String
-        let title: String
-        let submittedAt: Date
-        let dueDate: String?
-        let language: Resident.Locale
-        let contactEmail: String?
-        let handler: Contact?
-
-        func input(caseType: CaseType) -> CaseInput {
-            CaseInput(
-                subject: self.subject,
-                caseTypeCode: caseType.code,
-                title: self.title,
-                submittedAt: self.submittedAt,
-                dueDate: self.dueDate,
-                language: self.language,
-                contactEmail: self.contactEmail,
-                handler: self.handler
-            )
-        }
-    }
-
-    /// Reads a case body: the fields (nil when one is invalid; the errors are in `body`), and the case type code on
+    /// Reads a case body: the case (nil when a field is invalid; the errors are in `body`), and the case type code on
     /// its own, so that an unknown case type can be reported together with the other errors.
-    static func readCase(_ body: inout JSONBody) -> (fields: CaseFields?, caseTypeCode: String?) {
+    static func readCase(_ body: inout JSONBody) -> (input: CaseInput?, caseTypeCode: String?) {
         let subject = body.subject("subject", required: true)
         let caseTypeCode = body.string("caseType", required: true, maxLength: 100)
         let title = body.string("title", required: true, maxLength: 200)
@@ -125,7 +100,7 @@ struct DepartmentCasesController {
         let contactEmail = body.email("contactEmail")
         let handler = body.nested("handler") { Self.readContact(&$0) }
         guard let subject, let caseTypeCode, let title, !title.isEmpty, let submittedAt else { return (nil, caseTypeCode) }
-        let fields = CaseFields(
+        let input = CaseInput(
             subject: subject,
             caseTypeCode: caseTypeCode,
             title: title,
@@ -135,7 +110,7 @@ struct DepartmentCasesController {
             contactEmail: contactEmail,
             handler: handler
         )
-        return (fields, caseTypeCode)
+        return (input, caseTypeCode)
     }
 
     /// Reads a contact: `name` (required), `phone`, `email`, `hours`.
@@ -150,7 +125,7 @@ struct DepartmentCasesController {
     func putCase(_ request: Request, context: DepartmentRequestContext) async throws -> Response {
         let reference = try Self.pathCode(context, "reference", check: Self.isReference, what: "case reference")
         var body = try await JSONBody.read(request, context: context)
-        let (fields, caseTypeCode) = Self.readCase(&body)
+        let (input, caseTypeCode) = Self.readCase(&body)
         // The case type must exist; checked with the other fields so that one answer lists every problem.
         var caseType: CaseType?
         if let code = caseTypeCode {
@@ -160,31 +135,15 @@ struct DepartmentCasesController {
             if caseType == nil { body.fail("caseType", "unknown", CaseError.unknownCaseType(code).description) }
         }
         try body.finish()
-        guard let fields, let caseType else { throw Problem.invalidInput([]) }
+        guard let input, let caseType else { throw Problem.invalidInput([]) }
         let (record, created) = try await self.identity.database.transaction(logger: context.logger) { connection in
-            try await self.applyCase(reference, fields.input(caseType: caseType), caseType: caseType, context: context, on: connection)
+            let change = CaseChange(reference: reference, fields: .init(input, caseType: caseType))
+            guard case .applied(let applied)? = try await self.apply([change], context: context, on: connection).first,
+                let record = try await self.cases.find(.id(applied.caseID), on: connection, logger: context.logger)
+            else { throw StoreError.noRowReturned }
+            return (record, applied.created == true)
         }
         return try JSONResponse.make(created ? .created : .ok, DepartmentCaseView(record, history: nil))
-    }
-
-    /// Writes a case and its audit record, in the caller's transaction.
-    func applyCase(
-        _ reference: String,
-        _ input: CaseInput,
-        caseType: CaseType,
-        context: DepartmentRequestContext,
-        on connection: PostgresConnection
-    ) async throws -> (CaseRecord, created: Bool) {
-        let result = try await self.cases.upsert(
-            departmentID: context.department.id,
-            reference: reference,
-            input,
-            caseType: caseType,
-            on: connection,
-            logger: context.logger
-        )
-        try await self.audit("case.upsert", result.0, context: context, on: connection)
-        return result
     }
 
     func getCase(_ request: Request, context: DepartmentRequestContext) async throws -> Response {
@@ -198,7 +157,8 @@ struct DepartmentCasesController {
                 )
             else { return nil }
             let history = try await self.cases.history(of: record.id, on: connection, logger: context.logger)
-            try await self.audit("case.read", record, context: context, on: connection)
+            try await self.identity.audit.record(
+                Self.auditRecord("case.read", record.id, record.subject, context), on: connection, logger: context.logger)
             return DepartmentCaseView(record, history: history)
         }
         guard let view else { throw Problem(status: .notFound, code: "not-found", detail: CaseError.unknownCase.description) }
@@ -282,18 +242,10 @@ struct DepartmentCasesController {
         )
         var records: [AuditRecord] = []
         for case .applied(let applied) in outcomes {
-            let record = { (activity: String) in
-                AuditRecord(
-                    activity: activity,
-                    actor: .department(context.department.id),
-                    subject: applied.subject,
-                    objectType: "case",
-                    objectID: applied.caseID.uuidString.lowercased(),
-                    traceID: context.traceID
-                )
+            if applied.created != nil { records.append(Self.auditRecord("case.upsert", applied.caseID, applied.subject, context)) }
+            for case .added in applied.statuses {
+                records.append(Self.auditRecord("case.status.add", applied.caseID, applied.subject, context))
             }
-            if applied.created != nil { records.append(record("case.upsert")) }
-            for case .added in applied.statuses { records.append(record("case.status.add")) }
         }
         try await self.identity.audit.record(records, on: connection, logger: context.logger)
         return outcomes
@@ -315,22 +267,19 @@ struct DepartmentCasesController {
 
     // MARK: Helpers
 
-    private func audit(
-        _ activity: String, _ record: CaseRecord, context: DepartmentRequestContext, on connection: PostgresConnection
+    /// The audit record of the department's processing of one case.
+    private static func auditRecord(
+        _ activity: String, _ caseID: UUID, _ subject: Subject, _ context: DepartmentRequestContext
     )
-        async throws
+        -> AuditRecord
     {
-        try await self.identity.audit.record(
-            AuditRecord(
-                activity: activity,
-                actor: .department(context.department.id),
-                subject: record.subject,
-                objectType: "case",
-                objectID: record.id.uuidString.lowercased(),
-                traceID: context.traceID
-            ),
-            on: connection,
-            logger: context.logger
+        AuditRecord(
+            activity: activity,
+            actor: .department(context.department.id),
+            subject: subject,
+            objectType: "case",
+            objectID: caseID.uuidString.lowercased(),
+            traceID: context.traceID
         )
     }
 

@@ -72,13 +72,18 @@ extension CaseStore {
         // the place in history of the events that are corrected.
         let existing = try await self.lockCases(
             departmentID: departmentID, references: changes.map(\.reference), on: connection, logger: logger)
-        let withEvents = try await self.casesWithEvents(existing.values.map(\.id), on: connection, logger: logger)
+        // Only changes with statuses need the rest; a change of case fields alone needs none of it.
+        let statusReferences = Set(changes.filter { !$0.statuses.isEmpty }.map(\.reference))
+        let withEvents = try await self.casesWithEvents(
+            existing.filter { statusReferences.contains($0.key) }.map(\.value.id), on: connection, logger: logger)
         let eventIDs = changes.flatMap { $0.statuses.map(\.eventID) }
         let used = try await self.events(departmentID: departmentID, eventIDs: eventIDs, on: connection, logger: logger)
         let correctedIDs = changes.flatMap { $0.statuses.compactMap(\.corrects) }
         let corrected = try await self.placesInHistory(departmentID: departmentID, eventIDs: correctedIDs, on: connection, logger: logger)
+        // The case types of existing cases that get statuses without new case fields (those bring their own type).
         var caseTypes: [UUID: CaseType] = [:]
-        for record in existing.values where caseTypes[record.caseTypeID] == nil {
+        let typeless = changes.filter { !$0.statuses.isEmpty && $0.fields == nil }.compactMap { existing[$0.reference] }
+        for record in typeless where caseTypes[record.caseTypeID] == nil {
             caseTypes[record.caseTypeID] = try await CaseTypeStore().find(id: record.caseTypeID, on: connection, logger: logger)
         }
 
@@ -323,7 +328,7 @@ extension CaseStore {
     }
 
     /// Creates or updates cases; returns each one's id and whether it was created, by reference.
-    func upsert(
+    private func upsert(
         departmentID: UUID,
         _ cases: [(reference: String, fields: CaseChange.CaseFields)],
         on connection: PostgresConnection,

@@ -29,25 +29,7 @@ public enum CaseError: Error, Equatable, CustomStringConvertible {
 public struct CaseStore: Sendable {
     public init() {}
 
-    // MARK: Department writes
-
-    /// Creates or updates a case, in the caller's transaction. Returns the case and whether it was new.
-    public func upsert(
-        departmentID: UUID,
-        reference: String,
-        _ input: CaseInput,
-        caseType: CaseType,
-        on connection: PostgresConnection,
-        logger: Logger
-    ) async throws -> (CaseRecord, created: Bool) {
-        try await self.lockReferences(departmentID: departmentID, [reference], on: connection, logger: logger)
-        let upserted = try await self.upsert(
-            departmentID: departmentID, [(reference, CaseChange.CaseFields(input, caseType: caseType))], on: connection, logger: logger)
-        guard let (id, created) = upserted[reference], let record = try await self.find(.id(id), on: connection, logger: logger) else {
-            throw StoreError.noRowReturned
-        }
-        return (record, created)
-    }
+    // Department writes: ``apply(_:departmentID:jobs:traceID:on:logger:)`` in CaseChanges.swift.
 
     // MARK: Reads
 

@@ -83,7 +83,7 @@ struct ConventionsTests {
         }
     }
 
-    @Test("concurrent reads share audit commits, and each read still has its own record before it is answered")
+    @Test("concurrent reads each have their own audit record, committed before they are answered")
     func concurrentReadsAreEachRecorded() async throws {
         try await APIHarness.with { api async throws in
             let session = try await api.devLogin()
