@@ -79,7 +79,16 @@ let package = Package(
         ),
         .executableTarget(
             name: "Notifier",
-            dependencies: ["Shared", .product(name: "Mustache", package: "swift-mustache")],
+            dependencies: [
+                "Shared",
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
             resources: [.copy("Templates")],
             swiftSettings: strictSettings
         ),

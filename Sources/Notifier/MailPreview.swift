@@ -6,29 +6,34 @@ import Shared
 /// and no relay.
 enum MailPreview {
     static func render(_ templates: MailTemplates, portal: String = "https://mijn.gemeente.example") throws -> String {
-        let samples: [(String, StatusMailView)] = [
+        let link = { (n: Int) in "\(portal)/zaken/0b7a4c1e-0000-4000-8000-00000000000\(n)" }
+        let preferences = "\(portal)/instellingen/e-mail"
+        let samples: [(String, UpdateMailView)] = [
+            ("one new status", UpdateMailView(items: [.init(link: link(1), kind: .status)], preferences: preferences)),
             (
-                "one change",
-                StatusMailView(
-                    items: [.init(link: "\(portal)/zaken/0b7a4c1e-0000-4000-8000-000000000001", correction: false)],
-                    preferences: "\(portal)/instellingen/e-mail")
-            ),
-            (
-                "three changes, one a correction",
-                StatusMailView(
-                    items: (1...3).map { .init(link: "\(portal)/zaken/0b7a4c1e-0000-4000-8000-00000000000\($0)", correction: $0 == 2) },
-                    preferences: "\(portal)/instellingen/e-mail")
+                "every kind of news, about three cases",
+                UpdateMailView(
+                    items: [
+                        .init(link: link(1), kind: .status), .init(link: link(1), kind: .message),
+                        .init(link: link(2), kind: .correction), .init(link: link(2), kind: .document),
+                        .init(link: link(3), kind: .overdue),
+                    ],
+                    preferences: preferences)
             ),
         ]
         var output = ""
         for language in Resident.Locale.allCases {
             for (name, view) in samples {
-                let mail = try templates.status(view, language: language)
-                output += "==== status mail, \(name), \(language.rawValue)\n"
-                output += "Subject: \(mail.subject)\n\n---- text\n\(mail.text)\n---- html\n\(mail.html)\n"
+                output += Self.show("update mail, \(name)", language, try templates.update(view, language: language))
             }
+            let verification = try templates.verification(VerificationMailView(code: "123456", minutes: 30), language: language)
+            output += Self.show("verification mail", language, verification)
         }
         return output
+    }
+
+    private static func show(_ name: String, _ language: Resident.Locale, _ mail: RenderedMail) -> String {
+        "==== \(name), \(language.rawValue)\nSubject: \(mail.subject)\n\n---- text\n\(mail.text)\n---- html\n\(mail.html)\n"
     }
 
     static func run() async -> Never {

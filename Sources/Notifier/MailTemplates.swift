@@ -2,22 +2,37 @@ import Foundation
 import Mustache
 import Shared
 
-/// What a status mail says: deliberately little. A mail can be read by anyone who sees the resident's screen or
-/// mailbox, so it names no case type, no status, no department and no explanation (a case type such as debt counselling
-/// says too much by itself); it says that something changed, links to each case in the portal, and says where to find
-/// whom to ask. Several changes for one resident are one mail with one link each.
-struct StatusMailView {
+/// What an update mail says: deliberately little. A mail can be read by anyone who sees the resident's screen or
+/// mailbox, so it names no case type, no status, no department and no explanation (a case type such as debt
+/// counselling says too much by itself); it says what kind of thing happened, links to the case in the portal, and
+/// says where to find whom to ask. Everything that happened for one resident within the merge window is one mail
+/// with a line each.
+struct UpdateMailView {
     struct Item {
         /// The case's page in the portal (its id is opaque).
         let link: String
-        /// An earlier status was corrected: said as such, not as progress.
+        // One of these is true: what the line says.
+        let status: Bool
         let correction: Bool
+        let message: Bool
+        let document: Bool
+        let overdue: Bool
+
+        init(link: String, kind: NotificationKind) {
+            self.link = link
+            self.status = kind == .status
+            self.correction = kind == .correction
+            self.message = kind == .message
+            self.document = kind == .document
+            self.overdue = kind == .overdue
+        }
     }
 
     // Stored, not computed: templates see stored properties only.
     let items: [Item]
     /// The resident's mail settings page.
     let preferences: String
+    /// How many cases the mail is about.
     let count: Int
     let merged: Bool
     /// Filled in for the HTML part's title, once the subject is rendered.
@@ -26,9 +41,16 @@ struct StatusMailView {
     init(items: [Item], preferences: String) {
         self.items = items
         self.preferences = preferences
-        self.count = items.count
-        self.merged = items.count > 1
+        self.count = Set(items.map(\.link)).count
+        self.merged = self.count > 1
     }
+}
+
+/// What the e-mail verification mail says: the code and how long it works.
+struct VerificationMailView {
+    let code: String
+    let minutes: Int
+    var subject = ""
 }
 
 /// A rendered mail: subject, plain text and HTML.
@@ -43,7 +65,7 @@ struct RenderedMail: Equatable {
 /// can change the wording without a rebuild. Text parts start with `{{% CONTENT_TYPE: TEXT}}` (nothing escaped);
 /// HTML parts escape every value.
 struct MailTemplates: Sendable {
-    static let mails = ["status"]
+    static let mails = ["update", "verification"]
     static let parts = ["subject", "text", "html"]
 
     private let library: MustacheLibrary
@@ -63,15 +85,26 @@ struct MailTemplates: Sendable {
         }
     }
 
-    func status(_ view: StatusMailView, language: Resident.Locale) throws -> RenderedMail {
-        let subject = try self.render(view, "status.\(language.rawValue).subject")
+    func update(_ view: UpdateMailView, language: Resident.Locale) throws -> RenderedMail {
+        try self.mail("update", language: language, view) { $0.subject = $1 }
+    }
+
+    func verification(_ view: VerificationMailView, language: Resident.Locale) throws -> RenderedMail {
+        try self.mail("verification", language: language, view) { $0.subject = $1 }
+    }
+
+    /// Renders the three parts of `mail`; `title` puts the rendered subject into the view for the HTML part's title.
+    private func mail<View>(
+        _ mail: String, language: Resident.Locale, _ view: View, title: (inout View, String) -> Void
+    ) throws -> RenderedMail {
+        let prefix = "\(mail).\(language.rawValue)"
+        let subject = try self.render(view, "\(prefix).subject")
             .replacingOccurrences(of: "\n", with: " ").trimmingCharacters(in: .whitespaces)
-        // The HTML title repeats the subject.
         var titled = view
-        titled.subject = subject
-        var html = try self.render(titled, "status.\(language.rawValue).html")
+        title(&titled, subject)
+        var html = try self.render(titled, "\(prefix).html")
         if !html.hasSuffix("\n") { html += "\n" }
-        let text = try self.render(view, "status.\(language.rawValue).text").trimmingCharacters(in: .newlines) + "\n"
+        let text = try self.render(view, "\(prefix).text").trimmingCharacters(in: .newlines) + "\n"
         return RenderedMail(subject: subject, text: text, html: html)
     }
 

@@ -1,7 +1,92 @@
+import Foundation
 import Hummingbird
+import Logging
+import PostgresNIO
+import Prometheus
+import ServiceLifecycle
 import Shared
 
-/// Builds the notifier: the job processor for the `notifications` queue, with health and metrics over HTTP.
-func buildNotifier(_ process: PortalProcess) -> some ApplicationProtocol {
-    process.buildWorkerApplication(queues: [Queues.notifications], registry: JobRegistry())
+/// The notifier's own settings, besides those every process reads (docs/CONFIGURATION.md, "Notifier").
+struct NotifierSettings: Sendable {
+    var mail: MailSettings
+    /// `PORTAL_MAIL_MERGE_WINDOW_SECONDS`: how long a notification waits for others to share its mail (0: none).
+    var mergeWindow: Duration
+    /// `PORTAL_MAIL_RETRY_SECONDS`: the first wait after a temporary failure; it doubles per attempt, to an hour.
+    var retry: RetryPolicy
+    /// `PORTAL_SMTP_SESSIONS`: sessions kept open to the relay.
+    var sessions: Int
+    /// `PORTAL_MAIL_TEMPLATES_DIR`, or nil for the bundled templates.
+    var templatesDirectory: String?
+    /// How often open cases are checked for a passed due date.
+    var overdueInterval: Duration = .seconds(600)
+
+    init(mail: MailSettings, mergeWindow: Duration, retry: RetryPolicy, sessions: Int = 4, templatesDirectory: String? = nil) {
+        self.mail = mail
+        self.mergeWindow = mergeWindow
+        self.retry = retry
+        self.sessions = sessions
+        self.templatesDirectory = templatesDirectory
+    }
+
+    init(_ environment: EnvironmentReader, publicURL: URL) throws(ConfigurationError) {
+        self.mail = try MailSettings(environment, publicURL: publicURL)
+        self.mergeWindow = try environment.seconds("PORTAL_MAIL_MERGE_WINDOW_SECONDS", default: .seconds(120), in: 0...3600)
+        self.retry = RetryPolicy(base: try environment.seconds("PORTAL_MAIL_RETRY_SECONDS", default: .seconds(30), in: 0.1...3600))
+        self.sessions = try environment.integer("PORTAL_SMTP_SESSIONS", default: 4, in: 1...64)
+        self.templatesDirectory = environment.string("PORTAL_MAIL_TEMPLATES_DIR")
+    }
+}
+
+/// Builds the notifier: the job processor for the `notifications` queue with the mail handlers, the relay's session
+/// pool, the overdue scan, and health and metrics over HTTP.
+func buildNotifier(_ process: PortalProcess, settings: NotifierSettings, templates: MailTemplates) -> some ApplicationProtocol {
+    var logger = process.logger
+    logger[metadataKey: "portal.component"] = "smtp"
+    let pool = SMTPSessionPool(relay: settings.mail.relay, size: settings.sessions, logger: logger)
+    let sender = MailSender(
+        deliveries: MailDeliveryStore(
+            client: process.database, messageIDDomain: process.configuration.publicURL.host ?? "localhost", logger: process.logger),
+        pool: pool,
+        settings: settings.mail,
+        templates: templates,
+        portal: process.configuration.publicURL,
+        window: settings.mergeWindow,
+        metrics: PrometheusMetricsFactory(registry: process.prometheus)
+    )
+    var registry = JobRegistry()
+    sender.register(in: &registry, retry: settings.retry)
+    let overdue = OverdueScan(database: process.database, jobs: process.jobs, interval: settings.overdueInterval, logger: process.logger)
+    return process.buildWorkerApplication(queues: [Queues.notifications], registry: registry, services: [pool, overdue])
+}
+
+/// Records an `overdue` notification for every open case whose due date passed in the last week (once per case:
+/// the notification's key is the case). Every notifier replica runs one; the inserts are idempotent.
+struct OverdueScan: Service {
+    let database: PostgresClient
+    let jobs: JobQueue
+    let interval: Duration
+    let logger: Logger
+
+    /// Scans after each interval, not at start: a process that stops at once (a schema that is behind) must not be
+    /// left waiting on a query its stopped database client will never answer.
+    func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            while true {
+                // Jittered, so that replicas started together do not scan at the same moment.
+                try await Task.sleep(for: self.interval * Double.random(in: 0.75...1.25))
+                await self.scanOnce()
+            }
+        }
+    }
+
+    func scanOnce() async {
+        do {
+            let recorded = try await self.database.transaction(logger: self.logger) { connection in
+                try await NotificationStore().recordOverdue(jobs: self.jobs, on: connection, logger: self.logger)
+            }
+            if recorded > 0 { self.logger.info("overdue cases announced", metadata: ["portal.notifications.recorded": "\(recorded)"]) }
+        } catch {
+            self.logger.warning("the overdue scan failed; it runs again later", metadata: ["error": "\(error)"])
+        }
+    }
 }

@@ -1,14 +1,31 @@
 import Shared
 
 /// The notifier: turns notification jobs into e-mails. Configuration: docs/CONFIGURATION.md.
-/// `Notifier preview` prints every mail template rendered with sample data (docs/MAIL.md).
+/// `Notifier preview` prints every mail template rendered with sample data; `Notifier failed` lists the mails that
+/// could not be delivered (docs/MAIL.md).
 @main
 enum NotifierMain {
     static func main() async {
-        if CommandLine.arguments.dropFirst().first == "preview" { await MailPreview.run() }
+        switch CommandLine.arguments.dropFirst().first {
+        case "preview": await MailPreview.run()
+        case "failed": await FailedDeliveries.run()
+        default: break
+        }
         let configuration = EntryPoint.configuration(for: "Notifier", defaultHTTPPort: 8082)
+        let settings: NotifierSettings
+        let templates: MailTemplates
+        do {
+            settings = try NotifierSettings(EnvironmentReader(), publicURL: configuration.publicURL)
+        } catch {
+            EntryPoint.fail("Notifier", error, status: 78)
+        }
+        do {
+            templates = try await MailTemplates(directory: settings.templatesDirectory)
+        } catch {
+            EntryPoint.fail("Notifier", error, status: 78)
+        }
         let (logger, prometheus) = EntryPoint.bootstrap("Notifier", configuration: configuration)
         let process = PortalProcess(name: "Notifier", configuration: configuration, prometheus: prometheus, logger: logger)
-        await EntryPoint.run("Notifier", buildNotifier(process), configuration: configuration)
+        await EntryPoint.run("Notifier", buildNotifier(process, settings: settings, templates: templates), configuration: configuration)
     }
 }

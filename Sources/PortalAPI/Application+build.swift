@@ -26,7 +26,7 @@ func buildRouter(_ process: PortalProcess, settings: APISettings, http: HTTPClie
     let routes = APIRoutes(router: router, identity: identity)
     try OpenAPIController().register(on: routes)
     AuthController(identity: identity).register(on: routes)
-    MeController(identity: identity).register(on: routes)
+    MeController(identity: identity, jobs: process.jobs).register(on: routes)
     DepartmentController(identity: identity).register(on: routes)
     let departmentCases = DepartmentCasesController(identity: identity, jobs: process.jobs)
     departmentCases.register(on: routes)

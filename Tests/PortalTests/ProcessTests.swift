@@ -17,6 +17,8 @@ struct ProcessTests {
             "PORTAL_DATABASE_URL": "postgres://\(settings.username)@\(settings.host):\(settings.port)/\(settings.database)?sslmode=disable",
             "PORTAL_HTTP_PORT": "\(port)",
             "PORTAL_AUDIT_KEY": APIHarness.auditKey,
+            "PORTAL_SMTP_URL": "smtp://localhost:2525",
+            "PORTAL_MAIL_FROM": "noreply@portal.test",
         ]
     }
 
@@ -121,6 +123,22 @@ struct ProcessTests {
         #expect(await process.waitForExit() == 78)
         #expect(
             process.output == "SyncWorker: configuration error: PORTAL_HTTP_PORT must be a whole number from 0 to 65535, got \"http\"\n")
+    }
+
+    @Test("the notifier refuses a relay that would send mail in the clear over the network, in one line")
+    func notifierMailSettings() async throws {
+        let process = try ChildProcess(
+            "Notifier",
+            environment: [
+                "PORTAL_DATABASE_URL": "postgres://portal@localhost/portal", "PORTAL_MAIL_FROM": "noreply@portal.test",
+                "PORTAL_SMTP_URL": "smtp://user:secret@mail.example.org:25",
+            ])
+        #expect(await process.waitForExit() == 78)
+        #expect(
+            process.output
+                == "Notifier: configuration error: PORTAL_SMTP_URL without TLS is only allowed for a relay on this machine (localhost); use ?tls=starttls or smtps://\n"
+        )
+        #expect(!process.output.contains("secret"))
     }
 
     @Test("the API needs an audit key, and warns loudly at start when the development login is on")

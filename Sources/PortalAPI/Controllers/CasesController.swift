@@ -62,6 +62,7 @@ struct CasesController {
             let history = try await self.cases.history(of: record.id, on: connection, logger: context.logger)
             let caseType = try await self.caseTypes.find(id: record.caseTypeID, on: connection, logger: context.logger)
             let department = try await self.identity.departments.contact(of: record.departmentID, on: connection, logger: context.logger)
+            let mailFailed = try await NotificationStore().lastMailFailed(caseID: record.id, on: connection, logger: context.logger)
             try await self.audit("case.read", objectID: record.id, context: context, on: connection)
             return CaseDetailView(
                 record,
@@ -69,6 +70,7 @@ struct CasesController {
                 history: history,
                 departmentName: department?.name ?? "",
                 departmentContact: department?.contact,
+                mailFailed: mailFailed,
                 locale: context.resident.locale
             )
         }
@@ -219,6 +221,8 @@ struct CaseDetailView: Encodable {
     let contact: ContactView
     let unreadMessages: Int
     let documents: Int
+    /// The last mail about this case could not be delivered: "we could not e-mail you; check your address".
+    let mailFailed: Bool
 
     init(
         _ record: CaseRecord,
@@ -226,6 +230,7 @@ struct CaseDetailView: Encodable {
         history: [StatusEvent],
         departmentName: String,
         departmentContact: Contact?,
+        mailFailed: Bool = false,
         locale: Resident.Locale
     ) {
         self.id = record.id.uuidString.lowercased()
@@ -261,6 +266,7 @@ struct CaseDetailView: Encodable {
         self.contact = ContactView(name: contact.name, phone: contact.phone, email: contact.email, hours: contact.hours)
         self.unreadMessages = 0
         self.documents = 0
+        self.mailFailed = mailFailed
     }
 
     /// Whole days from the due date to today in Dutch time, for an open case past it; otherwise 0.

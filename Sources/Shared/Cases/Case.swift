@@ -124,25 +124,8 @@ public struct StatusEvent: Sendable, Equatable {
 
 /// What adding a status event did.
 public enum StatusOutcome: Sendable, Equatable {
-    /// Stored (and, when it became an informing current status, announced with a notification job).
+    /// Stored (and, when it became an informing current status, announced with a notification).
     case added(StatusEvent)
     /// The event id was seen before: nothing changed, this is the original.
     case replayed(StatusEvent)
-}
-
-/// The notifier's job for a status the resident should hear about (the notifier issue registers its handler).
-public struct StatusNotification: Codable, Sendable, Equatable {
-    public var caseID: UUID
-    /// `status_events.id`.
-    public var statusEvent: Int64
-    /// A correction is announced as such, not as progress.
-    public var correction: Bool
-
-    public static let kind = JobKind<StatusNotification>("notification.status", queue: Queues.notifications)
-
-    public init(caseID: UUID, statusEvent: Int64, correction: Bool) {
-        self.caseID = caseID
-        self.statusEvent = statusEvent
-        self.correction = correction
-    }
 }

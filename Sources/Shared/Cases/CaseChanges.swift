@@ -49,8 +49,8 @@ extension CaseStore {
     ///
     /// The rules are those of a single status push: replaying an event id changes nothing and returns the original;
     /// history is ordered by when each status was set (a correction takes the place of the event it corrects); the
-    /// current status is the newest uncorrected event; a status that becomes current and informs enqueues a
-    /// notification job, except the very first status of a case unless the department set `informs` on it. When one
+    /// current status is the newest uncorrected event; a status that becomes current and informs records a
+    /// notification (with its notifier job), except the very first status of a case unless the department set `informs` on it. When one
     /// change adds several statuses to a case, only the one that ends up current is announced.
     ///
     /// Each reference may appear only once. The references are locked first (``lockReferences(departmentID:_:on:logger:)``),
@@ -114,7 +114,7 @@ extension CaseStore {
         let inserted = try await self.insertEvents(rows, on: connection, logger: logger)
         let current = try await self.updateCurrentStatus(of: Array(Set(rows.map(\.caseID))), on: connection, logger: logger)
 
-        var notifications: [NewJob] = []
+        var notifications: [NewNotification] = []
         var outcomes: [CaseChangeOutcome] = []
         for (change, result) in zip(changes, plans) {
             let plan: Plan
@@ -142,13 +142,7 @@ extension CaseStore {
                 let planned = plan.newEvents[index]
                 let first = index == 0 && !withEvents.contains(caseID)
                 if planned.informs && (!first || planned.event.informs == true) {
-                    notifications.append(
-                        try NewJob(
-                            StatusNotification.kind,
-                            payload: StatusNotification(caseID: caseID, statusEvent: id, correction: planned.event.corrects != nil),
-                            uniqueKey: "status-event:\(id)",
-                            traceID: traceID
-                        ))
+                    notifications.append(.status(event: id, caseID: caseID, correction: planned.event.corrects != nil))
                 }
             }
             let subject = change.fields?.input.subject ?? existing[change.reference]?.subject
@@ -157,7 +151,7 @@ extension CaseStore {
                 .applied(
                     AppliedCaseChange(caseID: caseID, subject: subject, created: upserted[change.reference]?.created, statuses: statuses)))
         }
-        _ = try await jobs.enqueue(notifications, on: connection)
+        try await NotificationStore().record(notifications, jobs: jobs, traceID: traceID, on: connection, logger: logger)
         return outcomes
     }
 

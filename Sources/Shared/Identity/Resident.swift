@@ -10,7 +10,7 @@ public struct Resident: Sendable, Equatable {
     public let id: UUID
     public let subject: Subject
     public var locale: Locale
-    /// Where notification e-mails go; nil until the resident gives one.
+    /// Where notification e-mails go: the address the resident verified; nil until then.
     public var email: String?
 
     public init(id: UUID, subject: Subject, locale: Locale, email: String?) {

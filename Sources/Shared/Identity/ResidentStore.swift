@@ -50,21 +50,16 @@ public struct ResidentStore: Sendable {
         return try await Self.decode(rows).first
     }
 
-    /// Changes the settings given (nil leaves one as it is; `email: .some(nil)` removes the address).
+    /// Changes the language (nil leaves it as it is).
     public func updateSettings(
         of id: UUID,
         locale: Resident.Locale?,
-        email: String??,
         on connection: PostgresConnection,
         logger: Logger
     ) async throws -> Resident {
-        let changeEmail = email != nil
-        let newEmail = email ?? nil
         let rows = try await connection.query(
             """
-            UPDATE residents
-            SET locale = coalesce(\(locale?.rawValue), locale),
-                email = CASE WHEN \(changeEmail) THEN \(newEmail) ELSE email END
+            UPDATE residents SET locale = coalesce(\(locale?.rawValue), locale)
             WHERE id = \(id)
             RETURNING id, subject_kind, subject, locale, email
             """,

@@ -1,12 +1,14 @@
 public import Hummingbird
 import Logging
 import Prometheus
+public import ServiceLifecycle
 
 extension PortalProcess {
     /// A job-running process (the sync worker, the notifier): the job processor for `queues` with `registry`'s
-    /// handlers, plus health and metrics over HTTP. The service order makes shutdown run in reverse: the HTTP
-    /// server stops first, then the processor drains its jobs, and the database client closes last.
-    public func buildWorkerApplication(queues: [String], registry: JobRegistry) -> some ApplicationProtocol {
+    /// handlers and the `services` they use, plus health and metrics over HTTP. The service order makes shutdown run
+    /// in reverse: the HTTP server stops first, then the processor drains its jobs, then `services` stop, and the
+    /// database client closes last.
+    public func buildWorkerApplication(queues: [String], registry: JobRegistry, services: [any Service] = []) -> some ApplicationProtocol {
         let processor = JobProcessor(
             jobs: self.jobs,
             registry: registry,
@@ -19,7 +21,7 @@ extension PortalProcess {
         return Application(
             router: self.makeRouter(),
             configuration: self.httpConfiguration,
-            services: [self.database, processor],
+            services: [self.database] + services + [processor],
             logger: self.logger
         )
     }

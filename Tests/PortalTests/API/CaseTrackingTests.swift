@@ -42,15 +42,28 @@ struct CaseTrackingTests {
         return headers
     }
 
-    static func jobs(_ api: APIHarness) async throws -> [StatusNotification] {
+    /// A recorded notification, as the tests see it.
+    struct RecordedNotification: Equatable {
+        let caseID: UUID
+        let correction: Bool
+    }
+
+    /// The notifications recorded so far, in order; each must have its notifier job.
+    static func jobs(_ api: APIHarness) async throws -> [RecordedNotification] {
         let rows = try await api.database.client.query(
-            "SELECT payload::text FROM jobs WHERE kind = \(StatusNotification.kind.name) ORDER BY id"
+            """
+            SELECT n.case_id, n.kind, count(j.id)
+            FROM notifications n
+            LEFT JOIN jobs j ON j.kind = \(NotificationJob.kind.name) AND j.unique_key = 'notification:' || n.id
+            GROUP BY n.id ORDER BY n.id
+            """
         )
-        var jobs: [StatusNotification] = []
-        for try await payload in rows.decode(String.self) {
-            jobs.append(try JSONDecoder().decode(StatusNotification.self, from: Data(payload.utf8)))
+        var notifications: [RecordedNotification] = []
+        for try await (caseID, kind, jobs) in rows.decode((UUID, String, Int).self) {
+            #expect(jobs == 1, "a notification without its job")
+            notifications.append(RecordedNotification(caseID: caseID, correction: kind == "correction"))
         }
-        return jobs
+        return notifications
     }
 
     @Test("a case's life: first status, progress, a replay, a late event, a correction, a final rejection")

@@ -186,13 +186,66 @@ struct SessionTests {
                 json: #"{"locale": "en", "email": "inwoner@example.nl"}"#
             )
             #expect(good.status == .ok)
-            #expect(try APIHarness.object(good)["email"] == .string("inwoner@example.nl"))
+            // A new address waits for its code: it receives no mail until then.
+            #expect(try APIHarness.object(good)["email"] == nil)
+            #expect(try APIHarness.object(good)["pendingEmail"] == .string("inwoner@example.nl"))
+            let codes = try await api.database.client.query("SELECT payload->>'code' FROM jobs WHERE kind = 'mail.verification'")
+            let code = try #require(try await codes.decode(String.self).first { _ in true })
+
+            // A wrong code counts down; the right one makes the address the resident's.
+            let wrong = String(format: "%06d", (Int(code)! + 1) % 1_000_000)
+            let refused = try await api.request(
+                .post, "/api/v1/me/email-verification", headers: session.unsafeHeaders, json: #"{"code": "\#(wrong)"}"#)
+            #expect(try APIHarness.invalidParams(refused) == ["code"])
+            #expect(String(buffer: refused.body).contains("4 tries left"))
+            let verified = try await api.request(
+                .post, "/api/v1/me/email-verification", headers: session.unsafeHeaders, json: #"{"code": "\#(code)"}"#)
+            #expect(verified.status == .ok)
+            #expect(try APIHarness.object(verified)["email"] == .string("inwoner@example.nl"))
+            #expect(try APIHarness.object(verified)["pendingEmail"] == nil)
+            let again = try await api.request(
+                .post, "/api/v1/me/email-verification", headers: session.unsafeHeaders, json: #"{"code": "\#(code)"}"#)
+            #expect(again.status == .conflict)
+
             let cleared = try await api.request(.patch, "/api/v1/me", headers: session.unsafeHeaders, json: #"{"email": null}"#)
-            #expect(try APIHarness.object(cleared)["email"] == .null || (try APIHarness.object(cleared)["email"]) == nil)
+            #expect(try APIHarness.object(cleared)["email"] == nil)
             #expect(try APIHarness.object(cleared)["locale"] == .string("en"))
             let updates = try await api.database.client.query(
                 "SELECT count(*)::bigint FROM audit_log WHERE activity = 'resident.profile.update'")
             #expect(try await updates.decode(Int.self).reduce(0, +) == 2)
+        }
+    }
+}
+
+@Suite("E-mail verification")
+struct EmailVerificationTests {
+    @Test("a code survives five wrong tries, then stops working; a new address gets a new code")
+    func guessing() async throws {
+        try await APIHarness.with { api async throws in
+            let session = try await api.devLogin()
+            _ = try await api.request(.patch, "/api/v1/me", headers: session.unsafeHeaders, json: #"{"email": "a@example.nl"}"#)
+            let codes = try await api.database.client.query("SELECT payload->>'code' FROM jobs WHERE kind = 'mail.verification'")
+            let code = try #require(try await codes.decode(String.self).first { _ in true })
+            let wrong = String(format: "%06d", (Int(code)! + 1) % 1_000_000)
+            var statuses: [Int] = []
+            for _ in 0..<5 {
+                let response = try await api.request(
+                    .post, "/api/v1/me/email-verification", headers: session.unsafeHeaders, json: #"{"code": "\#(wrong)"}"#)
+                statuses.append(response.status.code)
+            }
+            // Four wrong tries say how many are left; the fifth uses the code up, so even the right code is refused.
+            #expect(statuses == [400, 400, 400, 400, 409])
+            let late = try await api.request(
+                .post, "/api/v1/me/email-verification", headers: session.unsafeHeaders, json: #"{"code": "\#(code)"}"#)
+            #expect(late.status == .conflict)
+            let missing = try await api.request(.post, "/api/v1/me/email-verification", headers: session.unsafeHeaders, json: #"{}"#)
+            #expect(try APIHarness.invalidParams(missing) == ["code"])
+
+            _ = try await api.request(.patch, "/api/v1/me", headers: session.unsafeHeaders, json: #"{"email": "b@example.nl"}"#)
+            let count = try await api.database.scalar("SELECT count(*) FROM jobs WHERE kind = 'mail.verification'", as: Int.self)
+            #expect(count == 2)
+            let stored = try await api.database.scalar("SELECT pending_email FROM residents", as: String.self)
+            #expect(stored == "b@example.nl")
         }
     }
 }

@@ -6,27 +6,44 @@ import Testing
 
 @Suite("Mail templates")
 struct MailTemplatesTests {
-    static let view = StatusMailView(
+    static let view = UpdateMailView(
         items: [
-            .init(link: "https://portal.example/zaken/1?a=1&b=2", correction: false),
-            .init(link: "https://portal.example/zaken/2", correction: true),
+            .init(link: "https://portal.example/zaken/1?a=1&b=2", kind: .status),
+            .init(link: "https://portal.example/zaken/2", kind: .correction),
+            .init(link: "https://portal.example/zaken/2", kind: .message),
         ],
         preferences: "https://portal.example/instellingen/e-mail")
 
-    @Test("both languages, one change or several: plain words, every link, nothing escaped in text and everything in HTML")
+    @Test(
+        "both languages, one change or several: a line per change, cases counted once, every link, nothing escaped in text and everything in HTML"
+    )
     func rendering() async throws {
         let templates = try await MailTemplates()
-        let dutch = try templates.status(Self.view, language: .nl)
+        let dutch = try templates.update(Self.view, language: .nl)
         #expect(dutch.subject == "Er is nieuws over 2 van uw zaken")
         #expect(dutch.text.contains("https://portal.example/zaken/1?a=1&b=2"))
         #expect(dutch.text.contains("Een eerdere status is verbeterd."))
+        #expect(dutch.text.contains("U hebt een nieuw bericht. Bekijk de zaak: https://portal.example/zaken/2"))
         #expect(dutch.text.contains("https://portal.example/instellingen/e-mail"))
         #expect(dutch.html.contains("<html lang=\"nl\">") && dutch.html.contains("<title>Er is nieuws over 2 van uw zaken</title>"))
         #expect(dutch.html.contains("href=\"https://portal.example/zaken/1?a=1&amp;b=2\""))
-        let english = try templates.status(StatusMailView(items: [Self.view.items[0]], preferences: Self.view.preferences), language: .en)
+        let english = try templates.update(UpdateMailView(items: [Self.view.items[0]], preferences: Self.view.preferences), language: .en)
         #expect(english.subject == "There is news about your case")
         #expect(english.html.contains("<html lang=\"en\">") && english.text.contains("There is a new status."))
         #expect(!english.text.contains("corrected"))
+        // Nothing else from the other kinds slipped in.
+        #expect(!english.text.contains("message") && !english.text.contains("document") && !english.text.contains("longer"))
+    }
+
+    @Test("the verification mail carries the code and how long it works, in both languages")
+    func verification() async throws {
+        let templates = try await MailTemplates()
+        let dutch = try templates.verification(VerificationMailView(code: "042917", minutes: 30), language: .nl)
+        #expect(dutch.subject == "Uw code om uw e-mailadres te bevestigen")
+        #expect(dutch.text.contains("\n042917\n") && dutch.text.contains("30 minuten"))
+        #expect(dutch.html.contains("<strong>042917</strong>") && dutch.html.contains("<html lang=\"nl\">"))
+        let english = try templates.verification(VerificationMailView(code: "042917", minutes: 30), language: .en)
+        #expect(english.subject == "Your code to confirm your e-mail address" && english.text.contains("30 minutes"))
     }
 
     @Test("an operator's own templates are used; a folder missing one is refused at start")
@@ -37,11 +54,11 @@ struct MailTemplatesTests {
         for name in try FileManager.default.contentsOfDirectory(atPath: bundled.path) {
             try FileManager.default.copyItem(at: bundled.appendingPathComponent(name), to: folder.appendingPathComponent(name))
         }
-        let subject = folder.appendingPathComponent("status.nl.subject.mustache")
+        let subject = folder.appendingPathComponent("update.nl.subject.mustache")
         try "{{% CONTENT_TYPE: TEXT}}Gemeente Haarlem: {{count}} keer nieuws".write(to: subject, atomically: true, encoding: .utf8)
         let own = try await MailTemplates(directory: folder.path)
-        #expect(try own.status(Self.view, language: .nl).subject == "Gemeente Haarlem: 2 keer nieuws")
-        try FileManager.default.removeItem(at: folder.appendingPathComponent("status.en.html.mustache"))
+        #expect(try own.update(Self.view, language: .nl).subject == "Gemeente Haarlem: 2 keer nieuws")
+        try FileManager.default.removeItem(at: folder.appendingPathComponent("update.en.html.mustache"))
         await #expect(throws: TemplateError.self) { try await MailTemplates(directory: folder.path) }
     }
 
@@ -50,8 +67,10 @@ struct MailTemplatesTests {
         let process = try ChildProcess("Notifier", environment: [:], arguments: ["preview"])
         #expect(await process.waitForExit() == 0)
         let printed = process.printed
-        for heading in ["one change, nl", "one change, en", "three changes, one a correction, nl", "three changes, one a correction, en"] {
-            #expect(printed.contains("==== status mail, \(heading)"), "\(heading)")
+        for heading in [
+            "update mail, one new status", "update mail, every kind of news, about three cases", "verification mail",
+        ] {
+            for language in ["nl", "en"] { #expect(printed.contains("==== \(heading), \(language)"), "\(heading), \(language)") }
         }
         #expect(printed.contains("Subject: There is news about 3 of your cases"))
     }

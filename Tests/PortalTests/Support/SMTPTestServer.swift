@@ -28,8 +28,12 @@ final class SMTPTestServer: Sendable {
         return (certificate, key)
     }
 
-    init(_ mode: Mode, user: String? = nil, password: String? = nil, refuse: [String: Int] = [:]) async throws {
-        self.port = try freePort()
+    /// `refuse` maps an address to the reply code for it; `refuseTimes` limits how often (then it is accepted).
+    init(
+        _ mode: Mode, port: Int? = nil, user: String? = nil, password: String? = nil, refuse: [String: Int] = [:],
+        refuseTimes: [String: Int] = [:]
+    ) async throws {
+        self.port = try port ?? freePort()
         self.folder = FileManager.default.temporaryDirectory.appendingPathComponent("portal-mail-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: self.folder, withIntermediateDirectories: true)
         let (certificate, key) = try Self.certificate.get()
@@ -39,7 +43,9 @@ final class SMTPTestServer: Sendable {
             "--out", self.folder.path,
         ]
         if let user, let password { arguments += ["--user", user, "--password", password] }
-        for (address, code) in refuse { arguments += ["--refuse", "\(address):\(code)"] }
+        for (address, code) in refuse {
+            arguments += ["--refuse", "\(address):\(code)" + (refuseTimes[address].map { ":\($0)" } ?? "")]
+        }
         self.process = Process()
         self.process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         self.process.arguments = arguments

@@ -19,9 +19,13 @@ parser.add_argument("--key")
 parser.add_argument("--user")
 parser.add_argument("--password")
 parser.add_argument("--out", required=True)
-parser.add_argument("--refuse", action="append", default=[], help="address:code, e.g. gone@example.org:550")
+parser.add_argument("--refuse", action="append", default=[],
+                    help="address:code[:times], e.g. gone@example.org:550, or busy@example.org:451:2 (then accept)")
 args = parser.parse_args()
-refusals = dict(item.rsplit(":", 1) for item in args.refuse)
+refusals = {}
+for item in args.refuse:
+    address, code, *times = item.split(":")
+    refusals[address] = [code, int(times[0]) if times else None]
 
 
 class Handler:
@@ -29,8 +33,11 @@ class Handler:
         self.count = 0
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        code = refusals.get(address)
-        if code:
+        refusal = refusals.get(address)
+        if refusal and refusal[1] != 0:
+            code = refusal[0]
+            if refusal[1] is not None:
+                refusal[1] -= 1
             return f"{code} {'Try again later' if code.startswith('4') else 'No such user'}"
         envelope.rcpt_tos.append(address)
         return "250 OK"

@@ -19,6 +19,11 @@ public struct SMTPEnvelope: Sendable, Equatable {
         self.recipient = recipient
         self.data = data
     }
+
+    /// An envelope for `message` as written (``MailMessage/rendered()``), dot-stuffed and ended here.
+    public init(sender: String, recipient: String, message: [UInt8]) {
+        self.init(sender: sender, recipient: recipient, data: SMTPCommand.messageData(message))
+    }
 }
 
 /// Why a session or a message failed, and whether trying again later can help.

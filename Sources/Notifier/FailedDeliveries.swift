@@ -1,0 +1,34 @@
+import Foundation
+import Shared
+
+/// `Notifier failed`: the mails that were not delivered, newest first: refused by the relay, given up after the last
+/// attempt, or left unsent because their job was cancelled. Addresses are shown masked.
+enum FailedDeliveries {
+    static func run() async -> Never {
+        let configuration = EntryPoint.configuration(for: "Notifier failed", defaultHTTPPort: 8082)
+        let (logger, prometheus) = EntryPoint.bootstrap("Notifier failed", configuration: configuration)
+        let process = PortalProcess(name: "Notifier", configuration: configuration, prometheus: prometheus, logger: logger)
+        do {
+            let failed = try await process.database.whileRunning {
+                try await process.migrator.requireCurrent()
+                return try await MailDeliveryStore(client: process.database, messageIDDomain: "", logger: logger).failed()
+            }
+            print(self.table(failed), terminator: "")
+            exit(0)
+        } catch {
+            EntryPoint.fail("Notifier failed", error, status: 1)
+        }
+    }
+
+    static func table(_ failed: [FailedDelivery]) -> String {
+        guard !failed.isEmpty else { return "No failed deliveries.\n" }
+        let format = ISO8601DateFormatter()
+        var output = "delivery\tkind\tcreated\taddress\tattempts\tlast reply\n"
+        for delivery in failed {
+            let reply = (delivery.lastReply ?? "-").replacingOccurrences(of: "\n", with: " ")
+            output +=
+                "\(delivery.id)\t\(delivery.kind.rawValue)\t\(format.string(from: delivery.createdAt))\t\(delivery.maskedAddress)\t\(delivery.attempts)\t\(reply)\n"
+        }
+        return output
+    }
+}

@@ -1,0 +1,285 @@
+public import Foundation
+public import Logging
+public import PostgresNIO
+
+/// One mail, sent or being sent (a `mail_deliveries` row).
+public struct MailDelivery: Sendable, Equatable {
+    public enum Kind: String, Sendable {
+        case update
+        case verification
+    }
+
+    public var id: Int64
+    public var kind: Kind
+    /// The same on every attempt, so a resend after a crash is recognisably the same message.
+    public var messageID: String
+    public var address: String
+    public var language: Resident.Locale
+    /// What an update mail lists, in order: the kind and case of each notification.
+    public var items: [Item]
+
+    public struct Item: Sendable, Equatable {
+        public var kind: NotificationKind
+        public var caseID: UUID
+    }
+}
+
+/// What preparing a notification's mail found.
+public enum PreparedMail: Sendable, Equatable {
+    /// Send this delivery.
+    case send(MailDelivery)
+    /// The notification is younger than the merge window: try again after this long, when its mail can carry
+    /// whatever else arrived for the resident meanwhile.
+    case wait(Duration)
+    /// Nothing to send: the notification went out in another mail, or was skipped (no address, switched off).
+    case nothing
+}
+
+/// How one attempt to hand a delivery to the relay ended.
+public enum MailAttemptOutcome: String, Sendable {
+    case sent
+    /// The relay said "not now" or could not be reached; the delivery will be tried again.
+    case transient
+    /// The relay refused the mail for good, or the last attempt failed: the delivery has failed.
+    case permanent
+}
+
+/// A delivery that failed for good (or whose job ended without sending it), as an operator sees it.
+public struct FailedDelivery: Sendable, Equatable {
+    public var id: Int64
+    public var kind: MailDelivery.Kind
+    public var createdAt: Date
+    /// The address with its local part masked (`i***@example.nl`).
+    public var maskedAddress: String
+    public var attempts: Int
+    public var lastReply: String?
+}
+
+/// The `notifications`, `mail_deliveries` and `mail_attempts` tables as the notifier uses them.
+///
+/// A delivery is written (with the notifications it carries) and committed BEFORE its mail is handed to the relay,
+/// owned by the job that sends it. A job that finds a delivery of its own still `sending` is a retry, or a restart
+/// after a crash, and resends that delivery unchanged, with its Message-ID: a crash can repeat a mail, never lose one
+/// or give it another identity.
+public struct MailDeliveryStore: Sendable {
+    public let client: PostgresClient
+    public let logger: Logger
+    /// The domain of the Message-IDs (the portal's host).
+    public let messageIDDomain: String
+
+    public init(client: PostgresClient, messageIDDomain: String, logger: Logger) {
+        self.client = client
+        self.messageIDDomain = messageIDDomain
+        self.logger = logger
+    }
+
+    /// The delivery `job` started and has not finished, if any.
+    public func unfinished(job: JobID) async throws -> MailDelivery? {
+        try await self.client.withConnection { connection in
+            let rows = try await connection.query(
+                """
+                SELECT id, kind, message_id, address, language FROM mail_deliveries
+                WHERE job_id = \(job.rawValue) AND state = 'sending'
+                ORDER BY id LIMIT 1
+                """,
+                logger: self.logger
+            )
+            guard
+                let (id, kind, messageID, address, language) = try await rows.decode((Int64, String, String, String, String).self).first(
+                    where: { _ in true }),
+                let kind = MailDelivery.Kind(rawValue: kind), let language = Resident.Locale(rawValue: language)
+            else { return nil }
+            return MailDelivery(
+                id: id, kind: kind, messageID: messageID, address: address, language: language,
+                items: try await self.items(of: id, on: connection))
+        }
+    }
+
+    /// Prepares the mail for notification `id` as `job`: with every other open notification of the same resident that
+    /// goes to the same address, unless it is younger than `window`.
+    ///
+    /// One resident's notifications are prepared one job at a time (a transaction-scoped advisory lock on the
+    /// resident), so two jobs never put the same notification in two mails, and the second finds its notification
+    /// already in the first one's mail.
+    public func prepare(notification id: Int64, job: JobID, window: Duration) async throws -> PreparedMail {
+        try await self.client.transaction(logger: self.logger) { connection in
+            let rows = try await connection.query(
+                """
+                SELECT c.subject_kind, c.subject, n.delivery_id IS NULL AND n.skipped IS NULL,
+                       extract(epoch FROM now() - n.created_at)::float8
+                FROM notifications n JOIN cases c ON c.id = n.case_id
+                WHERE n.id = \(id)
+                """,
+                logger: self.logger
+            )
+            guard let (kind, subject, isOpen, age) = try await rows.decode((String, String, Bool, Double).self).first(where: { _ in true }),
+                isOpen
+            else { return .nothing }
+            if age < window.seconds { return .wait(.milliseconds(Int64((window.seconds - age) * 1000) + 1)) }
+
+            try await connection.query(
+                "SELECT pg_advisory_xact_lock(hashtextextended('mail:' || \(kind) || ':' || \(subject), 0))", logger: self.logger)
+            // Everything open for the resident, read after the lock: what a job before us sent is no longer open.
+            let openRows = try await connection.query(
+                """
+                SELECT n.id, n.kind, n.case_id, c.language, c.contact_email, r.id, r.email, r.locale, r.mail_preferences::text
+                FROM cases c
+                JOIN notifications n ON n.case_id = c.id AND n.delivery_id IS NULL AND n.skipped IS NULL
+                LEFT JOIN residents r ON r.subject_kind = c.subject_kind AND r.subject = c.subject
+                WHERE c.subject_kind = \(kind) AND c.subject = \(subject)
+                ORDER BY n.id
+                FOR UPDATE OF n
+                """,
+                logger: self.logger
+            )
+            struct Open {
+                var id: Int64
+                var item: MailDelivery.Item
+                var address: String?
+                var language: Resident.Locale
+                var resident: UUID?
+                var switchedOff: Bool
+            }
+            var notifications: [Open] = []
+            for try await (nid, nkind, caseID, caseLanguage, contact, resident, email, locale, preferences) in openRows.decode(
+                (Int64, String, UUID, String, String?, UUID?, String?, String?, String?).self)
+            {
+                guard let nkind = NotificationKind(rawValue: nkind) else { throw StoreError.unexpectedValue("notifications row \(nid)") }
+                let off = preferences.map(ResidentStore.switchedOff) ?? []
+                notifications.append(
+                    Open(
+                        id: nid, item: .init(kind: nkind, caseID: caseID),
+                        // The verified address; without one, the address the resident gave on the case's form.
+                        address: email ?? contact,
+                        language: Resident.Locale(rawValue: locale ?? caseLanguage) ?? .nl,
+                        resident: resident,
+                        switchedOff: nkind.preference.map(off.contains) ?? false))
+            }
+            guard let mine = notifications.first(where: { $0.id == id }) else { return .nothing }
+
+            let noAddress = notifications.filter { $0.address == nil }.map(\.id)
+            let switchedOff = notifications.filter { $0.address != nil && $0.switchedOff }.map(\.id)
+            try await self.skip(noAddress, reason: "no-address", on: connection)
+            try await self.skip(switchedOff, reason: "switched-off", on: connection)
+            guard let address = mine.address, !mine.switchedOff else { return .nothing }
+            // Another address (cases with different form addresses, no verified one) is another mail, by its own job.
+            let carried = notifications.filter { !$0.switchedOff && $0.address?.lowercased() == address.lowercased() }
+
+            let messageID = "<\(UUID().uuidString.lowercased())@\(self.messageIDDomain)>"
+            let inserted = try await connection.query(
+                """
+                WITH delivery AS (
+                    INSERT INTO mail_deliveries (kind, message_id, resident_id, address, language, job_id)
+                    VALUES ('update', \(messageID), \(mine.resident), \(address), \(mine.language.rawValue), \(job.rawValue))
+                    RETURNING id
+                ), carried AS (
+                    UPDATE notifications SET delivery_id = delivery.id FROM delivery WHERE notifications.id = ANY(\(carried.map(\.id)))
+                )
+                SELECT id FROM delivery
+                """,
+                logger: self.logger
+            )
+            guard let delivery = try await inserted.decode(Int64.self).first(where: { _ in true }) else { throw StoreError.noRowReturned }
+            return .send(
+                MailDelivery(
+                    id: delivery, kind: .update, messageID: messageID, address: address, language: mine.language,
+                    items: carried.map(\.item)))
+        }
+    }
+
+    /// Prepares the verification mail for `resident` as `job`, if `code` is still the code waiting for their pending
+    /// address (a newer request or a verified address makes it moot).
+    public func prepareVerification(resident: UUID, code: String, job: JobID) async throws -> MailDelivery? {
+        try await self.client.transaction(logger: self.logger) { connection in
+            let rows = try await connection.query(
+                """
+                SELECT pending_email, locale FROM residents
+                WHERE id = \(resident) AND email_code_hash = \(ResidentStore.codeHash(code, resident: resident))
+                  AND email_code_expires_at > now() AND pending_email IS NOT NULL
+                """,
+                logger: self.logger
+            )
+            guard let (address, locale) = try await rows.decode((String, String).self).first(where: { _ in true }) else { return nil }
+            let language = Resident.Locale(rawValue: locale) ?? .nl
+            let messageID = "<\(UUID().uuidString.lowercased())@\(self.messageIDDomain)>"
+            let inserted = try await connection.query(
+                """
+                INSERT INTO mail_deliveries (kind, message_id, resident_id, address, language, job_id)
+                VALUES ('verification', \(messageID), \(resident), \(address), \(language.rawValue), \(job.rawValue))
+                RETURNING id
+                """,
+                logger: self.logger
+            )
+            guard let id = try await inserted.decode(Int64.self).first(where: { _ in true }) else { throw StoreError.noRowReturned }
+            return MailDelivery(id: id, kind: .verification, messageID: messageID, address: address, language: language, items: [])
+        }
+    }
+
+    /// Records an attempt; `sent` and `permanent` finish the delivery.
+    public func record(_ outcome: MailAttemptOutcome, of delivery: Int64, relay: String, reply: String?) async throws {
+        let state = outcome == .sent ? "sent" : outcome == .permanent ? "failed" : "sending"
+        try await self.client.query(
+            """
+            WITH attempt AS (
+                INSERT INTO mail_attempts (delivery_id, relay, outcome, reply)
+                VALUES (\(delivery), \(relay), \(outcome.rawValue), \(reply.map { String($0.prefix(1000)) }))
+            )
+            UPDATE mail_deliveries
+            SET state = \(state), last_reply = \(reply.map { String($0.prefix(1000)) }),
+                finished_at = CASE WHEN \(state) = 'sending' THEN NULL ELSE now() END
+            WHERE id = \(delivery)
+            """,
+            logger: self.logger
+        )
+    }
+
+    /// Deliveries that failed for good, newest first, and those still `sending` whose job is no longer pending or
+    /// running (cancelled by an operator, or dead after a crash on its last attempt): neither will be sent.
+    public func failed(limit: Int = 100) async throws -> [FailedDelivery] {
+        let rows = try await self.client.query(
+            """
+            SELECT d.id, d.kind, d.created_at, d.address, d.last_reply,
+                   (SELECT count(*) FROM mail_attempts a WHERE a.delivery_id = d.id)
+            FROM mail_deliveries d
+            WHERE d.state = 'failed'
+               OR (d.state = 'sending' AND NOT EXISTS (
+                       SELECT 1 FROM jobs j WHERE j.id = d.job_id AND j.state IN ('pending', 'running')))
+            ORDER BY d.created_at DESC
+            LIMIT \(limit)
+            """,
+            logger: self.logger
+        )
+        var failed: [FailedDelivery] = []
+        for try await (id, kind, createdAt, address, reply, attempts) in rows.decode((Int64, String, Date, String, String?, Int).self) {
+            failed.append(
+                FailedDelivery(
+                    id: id, kind: MailDelivery.Kind(rawValue: kind) ?? .update, createdAt: createdAt,
+                    maskedAddress: Self.mask(address), attempts: attempts, lastReply: reply))
+        }
+        return failed
+    }
+
+    /// `inwoner@example.nl` as `i***@example.nl`.
+    public static func mask(_ address: String) -> String {
+        guard let at = address.lastIndex(of: "@"), at > address.startIndex else { return "***" }
+        return "\(address[address.startIndex])***\(address[at...])"
+    }
+
+    private func items(of delivery: Int64, on connection: PostgresConnection) async throws -> [MailDelivery.Item] {
+        let rows = try await connection.query(
+            "SELECT kind, case_id FROM notifications WHERE delivery_id = \(delivery) ORDER BY id", logger: self.logger)
+        var items: [MailDelivery.Item] = []
+        for try await (kind, caseID) in rows.decode((String, UUID).self) {
+            guard let kind = NotificationKind(rawValue: kind) else {
+                throw StoreError.unexpectedValue("notification of delivery \(delivery)")
+            }
+            items.append(.init(kind: kind, caseID: caseID))
+        }
+        return items
+    }
+
+    private func skip(_ ids: [Int64], reason: String, on connection: PostgresConnection) async throws {
+        guard !ids.isEmpty else { return }
+        try await connection.query("UPDATE notifications SET skipped = \(reason) WHERE id = ANY(\(ids))", logger: self.logger)
+    }
+}
