@@ -2,7 +2,7 @@ import Foundation
 import Shared
 
 /// `Notifier failed`: the mails that were not delivered, newest first: refused by the relay, given up after the last
-/// attempt, or left unsent because their job was cancelled. Addresses are shown masked.
+/// attempt, or left unsent because their job ended. Addresses are masked, also where the relay's reply repeats them.
 enum FailedDeliveries {
     static func run() async -> Never {
         let configuration = EntryPoint.configuration(for: "Notifier failed", defaultHTTPPort: 8082)
@@ -25,7 +25,7 @@ enum FailedDeliveries {
         let format = ISO8601DateFormatter()
         var output = "delivery\tkind\tcreated\taddress\tattempts\tlast reply\n"
         for delivery in failed {
-            let reply = (delivery.lastReply ?? "-").replacingOccurrences(of: "\n", with: " ")
+            let reply = MailAddress.redacted((delivery.lastReply ?? "-").replacingOccurrences(of: "\n", with: " "))
             output +=
                 "\(delivery.id)\t\(delivery.kind.rawValue)\t\(format.string(from: delivery.createdAt))\t\(delivery.maskedAddress)\t\(delivery.attempts)\t\(reply)\n"
         }

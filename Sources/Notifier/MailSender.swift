@@ -49,7 +49,9 @@ struct MailSender: Sendable {
             }
         }
         let view = UpdateMailView(
-            items: delivery.items.map { .init(link: self.link("zaken/\($0.caseID.uuidString.lowercased())"), kind: $0.kind) },
+            items: UpdateMailView.lines(for: delivery.items).map {
+                .init(link: self.link("zaken/\($0.caseID.uuidString.lowercased())"), kind: $0.kind)
+            },
             preferences: self.preferencesLink)
         try await self.send(delivery, try self.templates.update(view, language: delivery.language), context: context)
     }
@@ -107,12 +109,19 @@ struct MailSender: Sendable {
             try await self.finish(delivery, .sent, reply: "\(reply)", relay: relay, logger: logger)
         } catch let failure as SMTPFailure {
             let last = context.job.attempt >= context.job.maxAttempts
-            let final = failure.kind != .transient || last
+            // Only the relay's "no" (5xx) is final before the last attempt: a relay that cannot be reached, or that a
+            // changed password or an expired certificate makes unusable, gets the whole retry budget to be fixed.
+            let final = failure.kind == .permanent || last
             try await self.finish(delivery, final ? .permanent : .transient, reply: failure.description, relay: relay, logger: logger)
-            let reason = "mail delivery \(delivery.id): \(Self.withoutAddresses(failure.description))"
+            let reason = "mail delivery \(delivery.id): \(MailAddress.redacted(failure.description))"
             if final { throw PermanentJobError(last && failure.kind == .transient ? "\(reason) (last attempt)" : reason) }
             throw MailRetry(description: reason)
         }
+    }
+
+    /// Counts a delivery that will not be sent (``MailDeliveryStore/failAbandoned()``, a refusal, the last attempt).
+    func countFailure(kind: MailDelivery.Kind) {
+        Counter(label: "portal_mail_failed_total", dimensions: [("kind", kind.rawValue)], factory: self.metrics).increment()
     }
 
     private func finish(
@@ -124,18 +133,8 @@ struct MailSender: Sendable {
             factory: self.metrics
         )
         .increment()
-        if outcome == .permanent {
-            Counter(label: "portal_mail_failed_total", dimensions: [("kind", delivery.kind.rawValue)], factory: self.metrics).increment()
-        }
+        if outcome == .permanent { self.countFailure(kind: delivery.kind) }
         if outcome == .sent { logger.debug("mail accepted by the relay") }
-    }
-
-    /// A relay's reply often repeats the recipient's address; log lines and the job's error keep it out (the
-    /// delivery's attempts keep the whole reply).
-    static func withoutAddresses(_ text: String) -> String {
-        text.split(separator: " ", omittingEmptySubsequences: false)
-            .map { $0.contains("@") ? "<address>" : String($0) }
-            .joined(separator: " ")
     }
 }
 

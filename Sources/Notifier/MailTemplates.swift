@@ -46,6 +46,20 @@ struct UpdateMailView {
     }
 }
 
+extension UpdateMailView {
+    /// The lines of a mail: one per case and kind, in order. A status and the correction of it in one mail are one
+    /// new status (the resident never saw what was corrected).
+    static func lines(for items: [MailDelivery.Item]) -> [MailDelivery.Item] {
+        var seen: Set<String> = []
+        let withStatus = Set(items.filter { $0.kind == .status }.map(\.caseID))
+        return items.compactMap { item in
+            let kind: NotificationKind = item.kind == .correction && withStatus.contains(item.caseID) ? .status : item.kind
+            guard seen.insert("\(item.caseID) \(kind.rawValue)").inserted else { return nil }
+            return MailDelivery.Item(kind: kind, caseID: item.caseID)
+        }
+    }
+}
+
 /// What the e-mail verification mail says: the code and how long it works.
 struct VerificationMailView {
     let code: String

@@ -17,8 +17,8 @@ struct NotifierSettings: Sendable {
     var sessions: Int
     /// `PORTAL_MAIL_TEMPLATES_DIR`, or nil for the bundled templates.
     var templatesDirectory: String?
-    /// How often open cases are checked for a passed due date.
-    var overdueInterval: Duration = .seconds(600)
+    /// How often the housekeeping runs (abandoned deliveries, overdue cases).
+    var housekeepingInterval: Duration = .seconds(60)
 
     init(mail: MailSettings, mergeWindow: Duration, retry: RetryPolicy, sessions: Int = 4, templatesDirectory: String? = nil) {
         self.mail = mail
@@ -38,14 +38,15 @@ struct NotifierSettings: Sendable {
 }
 
 /// Builds the notifier: the job processor for the `notifications` queue with the mail handlers, the relay's session
-/// pool, the overdue scan, and health and metrics over HTTP.
+/// pool, the housekeeping (abandoned deliveries, overdue cases), and health and metrics over HTTP.
 func buildNotifier(_ process: PortalProcess, settings: NotifierSettings, templates: MailTemplates) -> some ApplicationProtocol {
     var logger = process.logger
     logger[metadataKey: "portal.component"] = "smtp"
     let pool = SMTPSessionPool(relay: settings.mail.relay, size: settings.sessions, logger: logger)
+    let deliveries = MailDeliveryStore(
+        client: process.database, messageIDDomain: process.configuration.publicURL.host ?? "localhost", logger: process.logger)
     let sender = MailSender(
-        deliveries: MailDeliveryStore(
-            client: process.database, messageIDDomain: process.configuration.publicURL.host ?? "localhost", logger: process.logger),
+        deliveries: deliveries,
         pool: pool,
         settings: settings.mail,
         templates: templates,
@@ -55,31 +56,51 @@ func buildNotifier(_ process: PortalProcess, settings: NotifierSettings, templat
     )
     var registry = JobRegistry()
     sender.register(in: &registry, retry: settings.retry)
-    let overdue = OverdueScan(database: process.database, jobs: process.jobs, interval: settings.overdueInterval, logger: process.logger)
-    return process.buildWorkerApplication(queues: [Queues.notifications], registry: registry, services: [pool, overdue])
+    let housekeeping = MailHousekeeping(
+        database: process.database, jobs: process.jobs, deliveries: deliveries, sender: sender,
+        interval: settings.housekeepingInterval, logger: process.logger)
+    return process.buildWorkerApplication(queues: [Queues.notifications], registry: registry, services: [pool, housekeeping])
 }
 
-/// Records an `overdue` notification for every open case whose due date passed in the last week (once per case:
-/// the notification's key is the case). Every notifier replica runs one; the inserts are idempotent.
-struct OverdueScan: Service {
+/// The notifier's housekeeping, every minute (jittered, so that replicas started together do not run at the same
+/// moment; every replica runs it, and each step is safe to run from several at once):
+/// - deliveries whose job ended without sending them are marked failed, with the error signal a refusal gets;
+/// - an `overdue` notification is recorded for every open case whose due date passed in the last week (once per
+///   case: the notification's key is the case).
+struct MailHousekeeping: Service {
     let database: PostgresClient
     let jobs: JobQueue
+    let deliveries: MailDeliveryStore
+    let sender: MailSender
     let interval: Duration
     let logger: Logger
 
-    /// Scans after each interval, not at start: a process that stops at once (a schema that is behind) must not be
+    /// Works after each interval, not at start: a process that stops at once (a schema that is behind) must not be
     /// left waiting on a query its stopped database client will never answer.
     func run() async throws {
         try? await cancelWhenGracefulShutdown {
             while true {
-                // Jittered, so that replicas started together do not scan at the same moment.
                 try await Task.sleep(for: self.interval * Double.random(in: 0.75...1.25))
-                await self.scanOnce()
+                await self.failAbandoned()
+                await self.scanOverdue()
             }
         }
     }
 
-    func scanOnce() async {
+    func failAbandoned() async {
+        do {
+            for (id, kind) in try await self.deliveries.failAbandoned() {
+                self.sender.countFailure(kind: kind)
+                self.logger.error(
+                    "mail not delivered: its job ended before the relay accepted it",
+                    metadata: ["portal.mail.delivery": "\(id)", "portal.mail.kind": "\(kind.rawValue)"])
+            }
+        } catch {
+            self.logger.warning("checking for abandoned mail failed; it runs again later", metadata: ["error": "\(error)"])
+        }
+    }
+
+    func scanOverdue() async {
         do {
             let recorded = try await self.database.transaction(logger: self.logger) { connection in
                 try await NotificationStore().recordOverdue(jobs: self.jobs, on: connection, logger: self.logger)

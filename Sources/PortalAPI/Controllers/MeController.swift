@@ -69,8 +69,7 @@ struct MeController {
             for preference in MailPreference.allCases {
                 if let on = preferences.bool(preference.rawValue) { chosen[preference] = on }
             }
-            if preferences.contains("message") {
-                _ = preferences.bool("message")
+            if preferences.contains("message"), preferences.bool("message") == false {
                 preferences.fail("message", "invalid", "Messages from the municipality cannot be switched off: they may ask you to act.")
             }
             return chosen
@@ -84,9 +83,10 @@ struct MeController {
                 try await self.identity.residents.setMailPreferences(of: residentID, preferences, on: connection, logger: context.logger)
             }
             if let email {
-                let code = try await self.identity.residents.requestVerification(
+                switch try await self.identity.residents.requestVerification(
                     of: residentID, address: email, on: connection, logger: context.logger)
-                if let code {
+                {
+                case .code(let code):
                     // The code goes out in this transaction or not at all.
                     _ = try await self.jobs.enqueue(
                         try NewJob(
@@ -94,6 +94,14 @@ struct MeController {
                             traceID: context.traceID),
                         on: connection
                     )
+                case .removed:
+                    break
+                case .tooSoon(let wait):
+                    // Nothing of this request is kept: every change in it waits for the next try.
+                    throw Problem(
+                        status: .tooManyRequests, code: "too-soon",
+                        detail: "A code was sent less than a minute ago. Check your mail, or ask again in \(Int(wait.seconds)) seconds.",
+                        headers: [.retryAfter: "\(Int(wait.seconds))"])
                 }
             }
             try await self.identity.audit.record(

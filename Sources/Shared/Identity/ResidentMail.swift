@@ -62,11 +62,24 @@ extension ResidentStore {
         )
     }
 
+    /// How often a resident can ask for a new code (each one is a mail to an address they typed).
+    public static let verificationCodeInterval: Duration = .seconds(60)
+
+    /// What asking for a verification code did.
+    public enum VerificationRequest: Sendable, Equatable {
+        /// The address is pending with this fresh code, to be mailed.
+        case code(String)
+        /// The resident's address (and any pending one) was removed.
+        case removed
+        /// A code was sent less than ``verificationCodeInterval`` ago: try again after this long.
+        case tooSoon(retryAfter: Duration)
+    }
+
     /// Starts verifying `address`: it becomes the pending address with a fresh code, which is returned to be mailed
     /// (only its hash is stored). `nil` removes the resident's address and any pending one.
     public func requestVerification(
         of id: UUID, address: String?, on connection: PostgresConnection, logger: Logger
-    ) async throws -> String? {
+    ) async throws -> VerificationRequest {
         guard let address else {
             try await connection.query(
                 """
@@ -76,20 +89,31 @@ extension ResidentStore {
                 """,
                 logger: logger
             )
-            return nil
+            return .removed
         }
         var generator = SystemRandomNumberGenerator()
         let code = String(format: "%06d", Int.random(in: 0..<1_000_000, using: &generator))
-        try await connection.query(
+        let rows = try await connection.query(
             """
-            UPDATE residents SET pending_email = \(address), email_code_hash = \(Self.codeHash(code, resident: id)),
-                email_code_expires_at = now() + make_interval(secs => \(Self.verificationCodeLifetime.seconds)),
-                email_code_attempts = 0
-            WHERE id = \(id)
+            WITH previous AS (
+                SELECT email_code_sent_at,
+                       email_code_sent_at + make_interval(secs => \(Self.verificationCodeInterval.seconds)) - now() AS wait
+                FROM residents WHERE id = \(id) FOR UPDATE
+            ), updated AS (
+                UPDATE residents SET pending_email = \(address), email_code_hash = \(Self.codeHash(code, resident: id)),
+                    email_code_expires_at = now() + make_interval(secs => \(Self.verificationCodeLifetime.seconds)),
+                    email_code_attempts = 0, email_code_sent_at = now()
+                FROM previous
+                WHERE residents.id = \(id) AND (previous.wait IS NULL OR previous.wait <= interval '0')
+                RETURNING residents.id
+            )
+            SELECT CASE WHEN EXISTS (SELECT 1 FROM updated) THEN 0 ELSE extract(epoch FROM previous.wait)::float8 END
+            FROM previous
             """,
             logger: logger
         )
-        return code
+        let wait = try await rows.decode(Double.self).first { _ in true } ?? 0
+        return wait > 0 ? .tooSoon(retryAfter: .seconds(wait.rounded(.up))) : .code(code)
     }
 
     /// Checks a code; the right one makes the pending address the resident's address.

@@ -59,7 +59,9 @@ public struct ResidentStore: Sendable {
     ) async throws -> Resident {
         let rows = try await connection.query(
             """
-            UPDATE residents SET locale = coalesce(\(locale?.rawValue), locale)
+            UPDATE residents
+            SET locale = coalesce(\(locale?.rawValue), locale),
+                locale_chosen_at = CASE WHEN \(locale != nil) THEN now() ELSE locale_chosen_at END
             WHERE id = \(id)
             RETURNING id, subject_kind, subject, locale, email
             """,

@@ -21,6 +21,11 @@ public struct MailDelivery: Sendable, Equatable {
     public struct Item: Sendable, Equatable {
         public var kind: NotificationKind
         public var caseID: UUID
+
+        public init(kind: NotificationKind, caseID: UUID) {
+            self.kind = kind
+            self.caseID = caseID
+        }
     }
 }
 
@@ -75,24 +80,26 @@ public struct MailDeliveryStore: Sendable {
 
     /// The delivery `job` started and has not finished, if any.
     public func unfinished(job: JobID) async throws -> MailDelivery? {
-        try await self.client.withConnection { connection in
-            let rows = try await connection.query(
-                """
-                SELECT id, kind, message_id, address, language FROM mail_deliveries
-                WHERE job_id = \(job.rawValue) AND state = 'sending'
-                ORDER BY id LIMIT 1
-                """,
-                logger: self.logger
-            )
-            guard
-                let (id, kind, messageID, address, language) = try await rows.decode((Int64, String, String, String, String).self).first(
-                    where: { _ in true }),
-                let kind = MailDelivery.Kind(rawValue: kind), let language = Resident.Locale(rawValue: language)
-            else { return nil }
-            return MailDelivery(
-                id: id, kind: kind, messageID: messageID, address: address, language: language,
-                items: try await self.items(of: id, on: connection))
-        }
+        try await self.client.withConnection { try await self.unfinished(job: job, on: $0) }
+    }
+
+    private func unfinished(job: JobID, on connection: PostgresConnection) async throws -> MailDelivery? {
+        let rows = try await connection.query(
+            """
+            SELECT id, kind, message_id, address, language FROM mail_deliveries
+            WHERE job_id = \(job.rawValue) AND state = 'sending'
+            ORDER BY id LIMIT 1
+            """,
+            logger: self.logger
+        )
+        guard
+            let (id, kind, messageID, address, language) = try await rows.decode((Int64, String, String, String, String).self)
+                .first(where: { _ in true }),
+            let kind = MailDelivery.Kind(rawValue: kind), let language = Resident.Locale(rawValue: language)
+        else { return nil }
+        return MailDelivery(
+            id: id, kind: kind, messageID: messageID, address: address, language: language,
+            items: try await self.items(of: id, on: connection))
     }
 
     /// Prepares the mail for notification `id` as `job`: with every other open notification of the same resident that
@@ -119,10 +126,13 @@ public struct MailDeliveryStore: Sendable {
 
             try await connection.query(
                 "SELECT pg_advisory_xact_lock(hashtextextended('mail:' || \(kind) || ':' || \(subject), 0))", logger: self.logger)
+            // Another attempt of this job (one that lost its lease) may have prepared the mail meanwhile: send that one.
+            if let delivery = try await self.unfinished(job: job, on: connection) { return .send(delivery) }
             // Everything open for the resident, read after the lock: what a job before us sent is no longer open.
             let openRows = try await connection.query(
                 """
-                SELECT n.id, n.kind, n.case_id, c.language, c.contact_email, r.id, r.email, r.locale, r.mail_preferences::text
+                SELECT n.id, n.kind, n.case_id, c.language, c.contact_email, r.id, r.email,
+                       CASE WHEN r.locale_chosen_at IS NOT NULL THEN r.locale END, r.mail_preferences::text
                 FROM cases c
                 JOIN notifications n ON n.case_id = c.id AND n.delivery_id IS NULL AND n.skipped IS NULL
                 LEFT JOIN residents r ON r.subject_kind = c.subject_kind AND r.subject = c.subject
@@ -151,6 +161,7 @@ public struct MailDeliveryStore: Sendable {
                         id: nid, item: .init(kind: nkind, caseID: caseID),
                         // The verified address; without one, the address the resident gave on the case's form.
                         address: email ?? contact,
+                        // The language the resident chose; until they chose one, the case's.
                         language: Resident.Locale(rawValue: locale ?? caseLanguage) ?? .nl,
                         resident: resident,
                         switchedOff: nkind.preference.map(off.contains) ?? false))
@@ -215,7 +226,8 @@ public struct MailDeliveryStore: Sendable {
         }
     }
 
-    /// Records an attempt; `sent` and `permanent` finish the delivery.
+    /// Records an attempt; `sent` and `permanent` finish the delivery. A finished delivery stays as it is (an attempt
+    /// that lost its lease may report after another one finished it), but the attempt is recorded.
     public func record(_ outcome: MailAttemptOutcome, of delivery: Int64, relay: String, reply: String?) async throws {
         let state = outcome == .sent ? "sent" : outcome == .permanent ? "failed" : "sending"
         try await self.client.query(
@@ -227,14 +239,36 @@ public struct MailDeliveryStore: Sendable {
             UPDATE mail_deliveries
             SET state = \(state), last_reply = \(reply.map { String($0.prefix(1000)) }),
                 finished_at = CASE WHEN \(state) = 'sending' THEN NULL ELSE now() END
-            WHERE id = \(delivery)
+            WHERE id = \(delivery) AND state = 'sending'
             """,
             logger: self.logger
         )
     }
 
-    /// Deliveries that failed for good, newest first, and those still `sending` whose job is no longer pending or
-    /// running (cancelled by an operator, or dead after a crash on its last attempt): neither will be sent.
+    /// Marks as failed the deliveries still `sending` whose job is no longer pending or running (it died on a crash
+    /// during its last attempt, or an operator cancelled it): nothing will send them any more. Returns their ids and
+    /// kinds, for the error signal.
+    public func failAbandoned() async throws -> [(id: Int64, kind: MailDelivery.Kind)] {
+        let rows = try await self.client.query(
+            """
+            UPDATE mail_deliveries d
+            SET state = 'failed', finished_at = now(),
+                last_reply = coalesce(d.last_reply || '; ', '') || 'not sent: its job ended before the relay accepted it'
+            WHERE d.state = 'sending' AND d.created_at < now() - interval '1 minute'
+              AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = d.job_id AND j.state IN ('pending', 'running'))
+            RETURNING d.id, d.kind
+            """,
+            logger: self.logger
+        )
+        var abandoned: [(id: Int64, kind: MailDelivery.Kind)] = []
+        for try await (id, kind) in rows.decode((Int64, String).self) {
+            abandoned.append((id, MailDelivery.Kind(rawValue: kind) ?? .update))
+        }
+        return abandoned
+    }
+
+    /// Deliveries that failed for good, newest first (including those whose job ended without sending them:
+    /// ``failAbandoned()``).
     public func failed(limit: Int = 100) async throws -> [FailedDelivery] {
         let rows = try await self.client.query(
             """
@@ -242,8 +276,6 @@ public struct MailDeliveryStore: Sendable {
                    (SELECT count(*) FROM mail_attempts a WHERE a.delivery_id = d.id)
             FROM mail_deliveries d
             WHERE d.state = 'failed'
-               OR (d.state = 'sending' AND NOT EXISTS (
-                       SELECT 1 FROM jobs j WHERE j.id = d.job_id AND j.state IN ('pending', 'running')))
             ORDER BY d.created_at DESC
             LIMIT \(limit)
             """,

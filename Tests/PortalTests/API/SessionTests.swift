@@ -219,7 +219,7 @@ struct SessionTests {
 
 @Suite("E-mail verification")
 struct EmailVerificationTests {
-    @Test("a code survives five wrong tries, then stops working; a new address gets a new code")
+    @Test("a code survives five wrong tries, then stops working; a new code at most once a minute")
     func guessing() async throws {
         try await APIHarness.with { api async throws in
             let session = try await api.devLogin()
@@ -241,7 +241,13 @@ struct EmailVerificationTests {
             let missing = try await api.request(.post, "/api/v1/me/email-verification", headers: session.unsafeHeaders, json: #"{}"#)
             #expect(try APIHarness.invalidParams(missing) == ["code"])
 
-            _ = try await api.request(.patch, "/api/v1/me", headers: session.unsafeHeaders, json: #"{"email": "b@example.nl"}"#)
+            // A new code at most once a minute: each is a mail to an address someone typed.
+            let soon = try await api.request(.patch, "/api/v1/me", headers: session.unsafeHeaders, json: #"{"email": "b@example.nl"}"#)
+            #expect(soon.status == .tooManyRequests && soon.headers[.retryAfter] != nil)
+            #expect(try await api.database.scalar("SELECT pending_email FROM residents", as: String.self) == "a@example.nl")
+            try await api.database.client.query("UPDATE residents SET email_code_sent_at = now() - interval '61 seconds'")
+            let later = try await api.request(.patch, "/api/v1/me", headers: session.unsafeHeaders, json: #"{"email": "b@example.nl"}"#)
+            #expect(later.status == .ok)
             let count = try await api.database.scalar("SELECT count(*) FROM jobs WHERE kind = 'mail.verification'", as: Int.self)
             #expect(count == 2)
             let stored = try await api.database.scalar("SELECT pending_email FROM residents", as: String.self)

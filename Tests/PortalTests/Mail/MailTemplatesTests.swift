@@ -35,6 +35,16 @@ struct MailTemplatesTests {
         #expect(!english.text.contains("message") && !english.text.contains("document") && !english.text.contains("longer"))
     }
 
+    @Test("a mail has one line per case and kind; a status and its correction in one mail are one new status")
+    func lines() {
+        let (a, b) = (UUID(), UUID())
+        let lines = UpdateMailView.lines(for: [
+            .init(kind: .status, caseID: a), .init(kind: .correction, caseID: a), .init(kind: .message, caseID: a),
+            .init(kind: .correction, caseID: b), .init(kind: .message, caseID: a),
+        ])
+        #expect(lines == [.init(kind: .status, caseID: a), .init(kind: .message, caseID: a), .init(kind: .correction, caseID: b)])
+    }
+
     @Test("the verification mail carries the code and how long it works, in both languages")
     func verification() async throws {
         let templates = try await MailTemplates()

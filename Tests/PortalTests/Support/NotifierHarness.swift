@@ -17,7 +17,7 @@ struct NotifierHarness: Sendable {
     /// Settings for a test relay: its port and security, the test CA, a user when it wants AUTH.
     static func settings(
         _ smtp: SMTPTestServer? = nil, port: Int? = nil, mode: SMTPTestServer.Mode = .plain, user: String? = nil,
-        password: String? = nil, window: Duration = .zero
+        password: String? = nil, window: Duration = .zero, housekeeping: Duration = .seconds(60)
     ) throws -> NotifierSettings {
         let security: SMTPTransportSecurity =
             switch mode {
@@ -29,12 +29,14 @@ struct NotifierHarness: Sendable {
             host: mode == .plain ? "127.0.0.1" : "localhost", port: port ?? smtp?.port ?? 0, security: security, user: user,
             password: password, certificateAuthorityFile: try SMTPTestServer.certificate.get().certificate,
             heloDomain: "portal.test", connectTimeout: .seconds(2), replyTimeout: .seconds(5))
-        return NotifierSettings(
+        var settings = NotifierSettings(
             mail: MailSettings(relay: relay, from: Mailbox("noreply@portal.test", name: "Gemeente Test")),
             mergeWindow: window,
             retry: RetryPolicy(base: .milliseconds(100), maximum: .milliseconds(400)),
             sessions: 2
         )
+        settings.housekeepingInterval = housekeeping
+        return settings
     }
 
     /// Runs the notifier while `body` runs, then shuts it down gracefully.

@@ -38,7 +38,8 @@ class Handler:
             code = refusal[0]
             if refusal[1] is not None:
                 refusal[1] -= 1
-            return f"{code} {'Try again later' if code.startswith('4') else 'No such user'}"
+            # Like real relays, the reply repeats the address (the portal must keep it out of its logs).
+            return f"{code} <{address}>: {'Try again later' if code.startswith('4') else 'No such user'}"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

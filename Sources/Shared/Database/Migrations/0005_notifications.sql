@@ -3,9 +3,15 @@
 -- one mail (a delivery) and records every attempt to send it.
 
 -- A resident's address is used for mail only once verified with a code sent to it. Until then it waits in
--- pending_email; the code itself is never stored, only its SHA-256 (with the resident's id, so equal codes differ).
+-- pending_email. This table keeps only the code's SHA-256 (with the resident's id), so the code is not on screen for
+-- whoever looks at a resident's row; the code itself travels to the notifier in its job's payload, which is deleted
+-- with the job. A six-digit code is no secret against someone who can read the database: it is short-lived (30
+-- minutes), survives five wrong tries, and a new one can be asked for once a minute.
 ALTER TABLE residents
     ADD COLUMN email_verified_at     timestamptz,
+    ADD COLUMN email_code_sent_at    timestamptz,
+    -- Set once the resident chose a language; until then mail about a case is in the case's language.
+    ADD COLUMN locale_chosen_at      timestamptz,
     ADD COLUMN pending_email         text CHECK (pending_email IS NULL OR length(pending_email) <= 254),
     ADD COLUMN email_code_hash       bytea,
     ADD COLUMN email_code_expires_at timestamptz,

@@ -109,6 +109,14 @@ public enum MailError: Error, Equatable, CustomStringConvertible {
 /// recipient, a source route, or break a command or a header. (Internationalised addresses need SMTPUTF8, which
 /// relays do not all offer; they are refused here rather than mangled.)
 public enum MailAddress {
+    /// `text` with every word that holds an `@` replaced by `<address>`: a relay's reply often repeats the recipient,
+    /// and log lines, job errors and operator output keep addresses out.
+    public static func redacted(_ text: String) -> String {
+        text.split(separator: " ", omittingEmptySubsequences: false)
+            .map { $0.contains("@") ? "<address>" : String($0) }
+            .joined(separator: " ")
+    }
+
     private static let atext = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+/=?^_`{|}~-".utf8)
 
     public static func check(_ address: String) throws {

@@ -105,7 +105,9 @@ public final class SMTPSessionPool: Service, Sendable {
             let victim = inHand ?? self.state.withLock { state in state.queue.isEmpty ? nil : state.queue.removeFirst() }
             let failure = (error as? SMTPFailure) ?? SMTPFailure(.transient, "the session with the relay failed (\(error))")
             victim?.reply.resume(throwing: failure)
-            self.logger.notice("SMTP session ended", metadata: ["portal.smtp.relay": "\(self.relay)", "error": "\(failure)"])
+            self.logger.notice(
+                "SMTP session ended",
+                metadata: ["portal.smtp.relay": "\(self.relay)", "error": "\(MailAddress.redacted(failure.description))"])
         }
         // Another session takes over the queue if it is not empty.
         let restart = self.state.withLock { state -> Bool in
