@@ -9,11 +9,16 @@ enum FailedDeliveries {
         let (logger, prometheus) = EntryPoint.bootstrap("Notifier failed", configuration: configuration)
         let process = PortalProcess(name: "Notifier", configuration: configuration, prometheus: prometheus, logger: logger)
         do {
-            let failed = try await process.database.whileRunning {
+            let (failed, stranded) = try await process.database.whileRunning {
                 try await process.migrator.requireCurrent()
-                return try await MailDeliveryStore(client: process.database, messageIDDomain: "", logger: logger).failed()
+                let store = MailDeliveryStore(client: process.database, messageIDDomain: "", logger: logger)
+                return (try await store.failed(), try await store.stranded())
             }
             print(self.table(failed), terminator: "")
+            if stranded > 0 {
+                print(
+                    "\(stranded) notifications wait without a job (cancelled, or dead before a mail was prepared): docs/MAIL.md, Operators")
+            }
             exit(0)
         } catch {
             EntryPoint.fail("Notifier failed", error, status: 1)

@@ -39,14 +39,10 @@ struct MailSender: Sendable {
 
     func deliverNotification(_ job: NotificationJob, context: JobContext) async throws {
         let delivery: MailDelivery
-        if let unfinished = try await self.deliveries.unfinished(job: context.job.id) {
-            delivery = unfinished
-        } else {
-            switch try await self.deliveries.prepare(notification: job.notification, job: context.job.id, window: self.window) {
-            case .send(let prepared): delivery = prepared
-            case .wait(let delay): throw JobSnooze(for: delay)
-            case .nothing: return
-            }
+        switch try await self.deliveries.prepare(notification: job.notification, job: context.job.id, window: self.window) {
+        case .send(let prepared): delivery = prepared
+        case .wait(let delay): throw JobSnooze(for: delay)
+        case .nothing: return
         }
         let view = UpdateMailView(
             items: UpdateMailView.lines(for: delivery.items).map {

@@ -215,36 +215,55 @@ struct MIMEHeaders {
 enum QuotedPrintable {
     private static let hex = Array("0123456789ABCDEF".utf8)
 
+    /// Quoted-printable (RFC 2045, section 6.7) of `text`, with CRLF line ends (a CR, LF or CRLF in the text is one),
+    /// no line longer than 76 characters, and a dot at the start of a line encoded (some relays treat one oddly).
     static func encode(_ text: String) -> [UInt8] {
+        let bytes = Array(text.utf8)
         var output: [UInt8] = []
-        let normalized = text.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n")
-        var lines = normalized.split(separator: "\n", omittingEmptySubsequences: false)
+        output.reserveCapacity(bytes.count + bytes.count / 16 + 16)
+        var lines: [ArraySlice<UInt8>] = []
+        var start = 0
+        var index = 0
+        while index < bytes.count {
+            let byte = bytes[index]
+            guard byte == 13 || byte == 10 else {
+                index += 1
+                continue
+            }
+            lines.append(bytes[start..<index])
+            index += (byte == 13 && index + 1 < bytes.count && bytes[index + 1] == 10) ? 2 : 1
+            start = index
+        }
+        lines.append(bytes[start...])
         // Text that ends with a line break ends with that line, not with an empty one after it.
         if lines.count > 1, lines.last?.isEmpty == true { lines.removeLast() }
         for line in lines {
-            let bytes = Array(line.utf8)
             var column = 0
-            for (index, byte) in bytes.enumerated() {
-                let last = index == bytes.count - 1
-                var encoded = Self.representation(of: byte, last: last, lineStart: column == 0)
+            for position in line.indices {
+                let byte = line[position]
+                let last = position == line.endIndex - 1
+                var literal = Self.isLiteral(byte, last: last, lineStart: column == 0)
                 // Leave room for the soft break "=" unless this is the line's last character.
-                if column + encoded.count > (last ? 76 : 75) {
+                if column + (literal ? 1 : 3) > (last ? 76 : 75) {
                     output += [UInt8(ascii: "="), 13, 10]
                     column = 0
-                    encoded = Self.representation(of: byte, last: last, lineStart: true)
+                    literal = Self.isLiteral(byte, last: last, lineStart: true)
                 }
-                output += encoded
-                column += encoded.count
+                if literal {
+                    output.append(byte)
+                    column += 1
+                } else {
+                    output += [UInt8(ascii: "="), Self.hex[Int(byte >> 4)], Self.hex[Int(byte & 0x0F)]]
+                    column += 3
+                }
             }
             output += [13, 10]
         }
         return output
     }
 
-    private static func representation(of byte: UInt8, last: Bool, lineStart: Bool) -> [UInt8] {
-        let literal =
-            (byte >= 33 && byte <= 126 && byte != UInt8(ascii: "=") && !(byte == UInt8(ascii: ".") && lineStart))
+    private static func isLiteral(_ byte: UInt8, last: Bool, lineStart: Bool) -> Bool {
+        (byte >= 33 && byte <= 126 && byte != UInt8(ascii: "=") && !(byte == UInt8(ascii: ".") && lineStart))
             || (byte == UInt8(ascii: " ") && !last)
-        return literal ? [byte] : [UInt8(ascii: "="), Self.hex[Int(byte >> 4)], Self.hex[Int(byte & 0x0F)]]
     }
 }

@@ -72,10 +72,25 @@ public struct MailDeliveryStore: Sendable {
     /// The domain of the Message-IDs (the portal's host).
     public let messageIDDomain: String
 
+    /// Attempts recorded by concurrent senders share one statement and one commit.
+    private let attempts: GroupCommit<Attempt, Void>
+
+    /// One attempt as `jsonb_to_recordset` reads it.
+    private struct Attempt: Encodable, Sendable {
+        let delivery: Int64
+        let relay: String
+        let outcome: String
+        let reply: String?
+    }
+
     public init(client: PostgresClient, messageIDDomain: String, logger: Logger) {
         self.client = client
         self.messageIDDomain = messageIDDomain
         self.logger = logger
+        self.attempts = GroupCommit(maximumBatch: 500) { attempts, logger in
+            try await client.query(Self.recordAttempts(attempts), logger: logger)
+            return attempts.map { _ in () }
+        }
     }
 
     /// The delivery `job` started and has not finished, if any.
@@ -103,40 +118,26 @@ public struct MailDeliveryStore: Sendable {
     }
 
     /// Prepares the mail for notification `id` as `job`: with every other open notification of the same resident that
-    /// goes to the same address, unless it is younger than `window`.
+    /// goes to the same address, unless it is younger than `window`. When the notification is already in a mail of
+    /// this job that was not sent (a retry, or the job run again after a crash), that mail is returned unchanged.
     ///
-    /// One resident's notifications are prepared one job at a time (a transaction-scoped advisory lock on the
-    /// resident), so two jobs never put the same notification in two mails, and the second finds its notification
-    /// already in the first one's mail.
+    /// The resident's open notifications are locked in id order (`FOR UPDATE`): a job that prepares a mail for the
+    /// same resident at the same moment waits, then finds the notifications the first one took no longer open
+    /// (PostgreSQL re-checks a locked row that changed), so no notification is ever in two mails. Four round trips:
+    /// begin, read and lock, write, commit.
     public func prepare(notification id: Int64, job: JobID, window: Duration) async throws -> PreparedMail {
         try await self.client.transaction(logger: self.logger) { connection in
-            let rows = try await connection.query(
-                """
-                SELECT c.subject_kind, c.subject, n.delivery_id IS NULL AND n.skipped IS NULL,
-                       extract(epoch FROM now() - n.created_at)::float8
-                FROM notifications n JOIN cases c ON c.id = n.case_id
-                WHERE n.id = \(id)
-                """,
-                logger: self.logger
-            )
-            guard let (kind, subject, isOpen, age) = try await rows.decode((String, String, Bool, Double).self).first(where: { _ in true }),
-                isOpen
-            else { return .nothing }
-            if age < window.seconds { return .wait(.milliseconds(Int64((window.seconds - age) * 1000) + 1)) }
-
-            try await connection.query(
-                "SELECT pg_advisory_xact_lock(hashtextextended('mail:' || \(kind) || ':' || \(subject), 0))", logger: self.logger)
-            // Another attempt of this job (one that lost its lease) may have prepared the mail meanwhile: send that one.
-            if let delivery = try await self.unfinished(job: job, on: connection) { return .send(delivery) }
-            // Everything open for the resident, read after the lock: what a job before us sent is no longer open.
             let openRows = try await connection.query(
                 """
-                SELECT n.id, n.kind, n.case_id, c.language, c.contact_email, r.id, r.email,
-                       CASE WHEN r.locale_chosen_at IS NOT NULL THEN r.locale END, r.mail_preferences::text
-                FROM cases c
+                WITH mine AS (
+                    SELECT c.subject_kind, c.subject FROM notifications n JOIN cases c ON c.id = n.case_id WHERE n.id = \(id)
+                )
+                SELECT n.id, n.kind, n.case_id, extract(epoch FROM now() - n.created_at)::float8, c.language, c.contact_email,
+                       r.id, r.email, CASE WHEN r.locale_chosen_at IS NOT NULL THEN r.locale END, r.mail_preferences::text
+                FROM mine
+                JOIN cases c ON c.subject_kind = mine.subject_kind AND c.subject = mine.subject
                 JOIN notifications n ON n.case_id = c.id AND n.delivery_id IS NULL AND n.skipped IS NULL
                 LEFT JOIN residents r ON r.subject_kind = c.subject_kind AND r.subject = c.subject
-                WHERE c.subject_kind = \(kind) AND c.subject = \(subject)
                 ORDER BY n.id
                 FOR UPDATE OF n
                 """,
@@ -145,20 +146,21 @@ public struct MailDeliveryStore: Sendable {
             struct Open {
                 var id: Int64
                 var item: MailDelivery.Item
+                var age: Double
                 var address: String?
                 var language: Resident.Locale
                 var resident: UUID?
                 var switchedOff: Bool
             }
             var notifications: [Open] = []
-            for try await (nid, nkind, caseID, caseLanguage, contact, resident, email, locale, preferences) in openRows.decode(
-                (Int64, String, UUID, String, String?, UUID?, String?, String?, String?).self)
+            for try await (nid, nkind, caseID, age, caseLanguage, contact, resident, email, locale, preferences) in openRows.decode(
+                (Int64, String, UUID, Double, String, String?, UUID?, String?, String?, String?).self)
             {
                 guard let nkind = NotificationKind(rawValue: nkind) else { throw StoreError.unexpectedValue("notifications row \(nid)") }
                 let off = preferences.map(ResidentStore.switchedOff) ?? []
                 notifications.append(
                     Open(
-                        id: nid, item: .init(kind: nkind, caseID: caseID),
+                        id: nid, item: .init(kind: nkind, caseID: caseID), age: age,
                         // The verified address; without one, the address the resident gave on the case's form.
                         address: email ?? contact,
                         // The language the resident chose; until they chose one, the case's.
@@ -166,20 +168,28 @@ public struct MailDeliveryStore: Sendable {
                         resident: resident,
                         switchedOff: nkind.preference.map(off.contains) ?? false))
             }
-            guard let mine = notifications.first(where: { $0.id == id }) else { return .nothing }
+            guard let mine = notifications.first(where: { $0.id == id }) else {
+                // In a mail already: this job's, not sent yet (send it again), or another job's (nothing to do).
+                return try await self.unfinished(job: job, on: connection).map(PreparedMail.send) ?? .nothing
+            }
+            if mine.age < window.seconds { return .wait(.milliseconds(Int64((window.seconds - mine.age) * 1000) + 1)) }
 
             let noAddress = notifications.filter { $0.address == nil }.map(\.id)
             let switchedOff = notifications.filter { $0.address != nil && $0.switchedOff }.map(\.id)
-            try await self.skip(noAddress, reason: "no-address", on: connection)
-            try await self.skip(switchedOff, reason: "switched-off", on: connection)
-            guard let address = mine.address, !mine.switchedOff else { return .nothing }
+            guard let address = mine.address, !mine.switchedOff else {
+                try await self.skip(noAddress: noAddress, switchedOff: switchedOff, on: connection)
+                return .nothing
+            }
             // Another address (cases with different form addresses, no verified one) is another mail, by its own job.
             let carried = notifications.filter { !$0.switchedOff && $0.address?.lowercased() == address.lowercased() }
-
             let messageID = "<\(UUID().uuidString.lowercased())@\(self.messageIDDomain)>"
             let inserted = try await connection.query(
                 """
-                WITH delivery AS (
+                WITH no_address AS (
+                    UPDATE notifications SET skipped = 'no-address' WHERE id = ANY(\(noAddress))
+                ), switched_off AS (
+                    UPDATE notifications SET skipped = 'switched-off' WHERE id = ANY(\(switchedOff))
+                ), delivery AS (
                     INSERT INTO mail_deliveries (kind, message_id, resident_id, address, language, job_id)
                     VALUES ('update', \(messageID), \(mine.resident), \(address), \(mine.language.rawValue), \(job.rawValue))
                     RETURNING id
@@ -226,23 +236,29 @@ public struct MailDeliveryStore: Sendable {
         }
     }
 
-    /// Records an attempt; `sent` and `permanent` finish the delivery. A finished delivery stays as it is (an attempt
-    /// that lost its lease may report after another one finished it), but the attempt is recorded.
+    /// Records an attempt; `sent` and `permanent` finish the delivery. Committed when this returns; the attempts of
+    /// senders that finish together share one statement (``GroupCommit``). A finished delivery stays as it is (an
+    /// attempt that lost its lease may report after another one finished it), but the attempt is recorded.
     public func record(_ outcome: MailAttemptOutcome, of delivery: Int64, relay: String, reply: String?) async throws {
-        let state = outcome == .sent ? "sent" : outcome == .permanent ? "failed" : "sending"
-        try await self.client.query(
-            """
-            WITH attempt AS (
-                INSERT INTO mail_attempts (delivery_id, relay, outcome, reply)
-                VALUES (\(delivery), \(relay), \(outcome.rawValue), \(reply.map { String($0.prefix(1000)) }))
+        let attempt = Attempt(delivery: delivery, relay: relay, outcome: outcome.rawValue, reply: reply.map { String($0.prefix(1000)) })
+        try await self.attempts.submit(attempt, logger: self.logger)
+    }
+
+    private static func recordAttempts(_ attempts: [Attempt]) throws -> PostgresQuery {
+        let json = String(decoding: try JSONEncoder().encode(attempts), as: UTF8.self)
+        return """
+            WITH input AS (
+                SELECT * FROM jsonb_to_recordset(\(json)::jsonb) AS x(delivery bigint, relay text, outcome text, reply text)
+            ), attempt AS (
+                INSERT INTO mail_attempts (delivery_id, relay, outcome, reply) SELECT delivery, relay, outcome, reply FROM input
             )
-            UPDATE mail_deliveries
-            SET state = \(state), last_reply = \(reply.map { String($0.prefix(1000)) }),
-                finished_at = CASE WHEN \(state) = 'sending' THEN NULL ELSE now() END
-            WHERE id = \(delivery) AND state = 'sending'
-            """,
-            logger: self.logger
-        )
+            UPDATE mail_deliveries d
+            SET state = CASE input.outcome WHEN 'sent' THEN 'sent' WHEN 'permanent' THEN 'failed' ELSE 'sending' END,
+                last_reply = input.reply,
+                finished_at = CASE WHEN input.outcome = 'transient' THEN NULL ELSE now() END
+            FROM input
+            WHERE d.id = input.delivery AND d.state = 'sending'
+            """
     }
 
     /// Marks as failed the deliveries still `sending` whose job is no longer pending or running (it died on a crash
@@ -291,6 +307,22 @@ public struct MailDeliveryStore: Sendable {
         return failed
     }
 
+    /// Open notifications whose job is no longer pending or running (it was cancelled, or died before preparing a
+    /// mail): nothing will send them unless an operator acts (docs/MAIL.md).
+    public func stranded() async throws -> Int {
+        let rows = try await self.client.query(
+            """
+            SELECT count(*) FROM notifications n
+            WHERE n.delivery_id IS NULL AND n.skipped IS NULL AND n.created_at < now() - interval '1 minute'
+              AND NOT EXISTS (
+                  SELECT 1 FROM jobs j
+                  WHERE j.unique_key = 'notification:' || n.id AND j.state IN ('pending', 'running'))
+            """,
+            logger: self.logger
+        )
+        return try await rows.decode(Int.self).first { _ in true } ?? 0
+    }
+
     /// `inwoner@example.nl` as `i***@example.nl`.
     public static func mask(_ address: String) -> String {
         guard let at = address.lastIndex(of: "@"), at > address.startIndex else { return "***" }
@@ -310,8 +342,14 @@ public struct MailDeliveryStore: Sendable {
         return items
     }
 
-    private func skip(_ ids: [Int64], reason: String, on connection: PostgresConnection) async throws {
-        guard !ids.isEmpty else { return }
-        try await connection.query("UPDATE notifications SET skipped = \(reason) WHERE id = ANY(\(ids))", logger: self.logger)
+    private func skip(noAddress: [Int64], switchedOff: [Int64], on connection: PostgresConnection) async throws {
+        guard !noAddress.isEmpty || !switchedOff.isEmpty else { return }
+        try await connection.query(
+            """
+            UPDATE notifications SET skipped = CASE WHEN id = ANY(\(noAddress)) THEN 'no-address' ELSE 'switched-off' END
+            WHERE id = ANY(\(noAddress + switchedOff))
+            """,
+            logger: self.logger
+        )
     }
 }
