@@ -24,11 +24,7 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-port=$(free_port)
-start_postgres "$work/pg" "$port" shared_buffers=512MB max_connections=200
-psql_() { psql -X -q -h 127.0.0.1 -p "$port" -U postgres "$@"; }
-psql_ -d postgres -c "CREATE DATABASE bench"
-export PORTAL_DATABASE_URL="postgres://postgres@127.0.0.1:$port/bench?sslmode=disable"
+bench_postgres shared_buffers=512MB max_connections=200
 
 log "building (release)"
 swift build -c release --product PortalAPI >/dev/null

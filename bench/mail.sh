@@ -29,11 +29,7 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-port=$(free_port)
-start_postgres "$work/pg" "$port" shared_buffers=512MB max_connections=200
-psql_() { psql -X -q -h 127.0.0.1 -p "$port" -U postgres "$@"; }
-psql_ -d postgres -c "CREATE DATABASE bench"
-export PORTAL_DATABASE_URL="postgres://postgres@127.0.0.1:$port/bench?sslmode=disable"
+bench_postgres shared_buffers=512MB max_connections=200
 export PORTAL_AUDIT_KEY=bench-audit-key-0123456789abcdef0123456789
 export PORTAL_LOG_LEVEL=warning
 
@@ -130,7 +126,7 @@ transaction, so a crash never loses one. smtp-source sends 2 kB messages of noth
 sessions. The latency pushes go through the department API at $rate per second, each the first status of its case
 with \`"informs": true\`; the figure is from the push's commit to the sink's reply as recorded in \`mail_deliveries\`.
 
-Why the throughput target is missed, by a factor of ten: smtp-source only speaks SMTP, while every mail of ours is
+Why the throughput target is missed, by more than a factor of ten: smtp-source only speaks SMTP, while every mail of ours is
 also three durable database writes (the delivery prepared before sending, the attempt recorded after, the job
 completed) and a rendering, on the same two cores that run PostgreSQL, the sink and smtp-source. A profile of the
 notifier showed PostgresNIO and the kernel's socket work as the largest part; this run already has the cuts it

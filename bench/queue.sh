@@ -16,11 +16,7 @@ ensure_postgres
 work=$(mktemp -d /tmp/portal-bench.XXXXXX)
 chmod 755 "$work"
 trap 'stop_postgres "$work/pg"; rm -rf "$work"' EXIT
-port=$(free_port)
-start_postgres "$work/pg" "$port" shared_buffers=256MB
-psql_() { psql -X -q -h 127.0.0.1 -p "$port" -U postgres "$@"; }
-psql_ -d postgres -c "CREATE DATABASE bench"
-export PORTAL_DATABASE_URL="postgres://postgres@127.0.0.1:$port/bench?sslmode=disable"
+bench_postgres shared_buffers=256MB
 
 log "building (release)"
 swift build -c release --product PortalAPI >/dev/null

@@ -69,6 +69,16 @@ stop_postgres() {
     runuser -u "$PG_USER" -- "$(pg_bindir)/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null 2>&1 || true
 }
 
+# For the benchmarks: a throwaway PostgreSQL in "$work/pg" (started with the settings given) with a database "bench";
+# sets $port, PORTAL_DATABASE_URL and psql_ (psql on that server). The caller's cleanup stops it (stop_postgres).
+bench_postgres() {
+    port=$(free_port)
+    start_postgres "$work/pg" "$port" "$@"
+    psql_() { psql -X -q -h 127.0.0.1 -p "$port" -U postgres "$@"; }
+    psql_ -d postgres -c "CREATE DATABASE bench"
+    export PORTAL_DATABASE_URL="postgres://postgres@127.0.0.1:$port/bench?sslmode=disable"
+}
+
 ensure_swift() {
     command -v swift >/dev/null || [ -x /opt/swift/usr/bin/swift ] || die "no Swift toolchain found"
     command -v swift >/dev/null || export PATH=/opt/swift/usr/bin:$PATH

@@ -53,19 +53,7 @@ struct NotifierHarness: Sendable {
         let application = buildNotifier(process, settings: settings, templates: templates)
         let group = ServiceGroup(configuration: .init(services: [application], logger: process.logger))
         let harness = NotifierHarness(process: process, settings: settings)
-        return try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            do {
-                let result = try await body(harness)
-                await group.triggerGracefulShutdown()
-                try await tasks.waitForAll()
-                return result
-            } catch {
-                await group.triggerGracefulShutdown()
-                try? await tasks.waitForAll()
-                throw error
-            }
-        }
+        return try await whileRunning(group) { try await body(harness) }
     }
 
     /// The value of one sample of the notifier's metrics, e.g. `portal_mail_failed_total{kind="update"}`.

@@ -27,19 +27,7 @@ struct ProcessorHarness: Sendable {
     /// Returns after the processor has stopped.
     func run<T: Sendable>(_ body: @Sendable (ServiceGroup) async throws -> T) async throws -> T {
         let group = ServiceGroup(configuration: .init(services: [self.processor], logger: self.database.logger))
-        return try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            do {
-                let result = try await body(group)
-                await group.triggerGracefulShutdown()
-                try await tasks.waitForAll()
-                return result
-            } catch {
-                await group.triggerGracefulShutdown()
-                try? await tasks.waitForAll()
-                throw error
-            }
-        }
+        return try await whileRunning(group) { try await body(group) }
     }
 
     /// The value of one Prometheus sample line, e.g. `portal_job_runs_total{queue="test",kind="x",outcome="dead"}`.
@@ -77,4 +65,21 @@ final class ConcurrencyCounter: Sendable {
     var current: Int { self.state.withLock { $0.current } }
     var peak: Int { self.state.withLock { $0.peak } }
     var finished: Int { self.state.withLock { $0.finished } }
+}
+
+/// Runs `group` while `body` runs, then shuts it down gracefully and waits until it stopped, as a process would.
+func whileRunning<T: Sendable>(_ group: ServiceGroup, _ body: () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: Void.self) { tasks in
+        tasks.addTask { try await group.run() }
+        do {
+            let result = try await body()
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+            return result
+        } catch {
+            await group.triggerGracefulShutdown()
+            try? await tasks.waitForAll()
+            throw error
+        }
+    }
 }
