@@ -21,6 +21,35 @@ struct MigratorTests {
         }
     }
 
+    @Test("an upgrade turns status announcements queued for the old notifier into notifications with mail jobs")
+    func statusJobsBecomeNotifications() async throws {
+        try await TestDatabase.with(migrated: false) { database async throws in
+            let before = Migrator.bundledMigrations.filter { $0.version <= 5 }
+            try await Migrator(client: database.client, migrations: before, logger: database.logger).migrate()
+            // What an API before 0005 wrote: a case, its status event, and a notification.status job for it.
+            try await database.client.query(
+                """
+                WITH department AS (INSERT INTO departments (name) VALUES ('Burgerzaken') RETURNING id),
+                     type AS (INSERT INTO case_types (department_id, code, name_nl) SELECT id, 'paspoort', 'Paspoort' FROM department RETURNING id, department_id),
+                     c AS (INSERT INTO cases (id, department_id, reference, subject_kind, subject, case_type_id, title, submitted_at)
+                           SELECT '0b7a4c1e-0000-4000-8000-000000000001', department_id, 'Z-1', 'bsn', '999993653', id, 'Paspoort', now() FROM type
+                           RETURNING id)
+                INSERT INTO jobs (queue, kind, max_attempts, payload, unique_key)
+                VALUES ('notifications', 'notification.status', 20,
+                        '{"caseID": "0B7A4C1E-0000-4000-8000-000000000001", "correction": true, "statusEvent": 42}', 'status-event:42')
+                """)
+            try await Migrator(client: database.client, logger: database.logger).migrate()
+            let rows = try await database.client.query(
+                """
+                SELECT n.key || ' ' || n.kind || ' ' || j.kind || ' ' || j.state
+                FROM notifications n JOIN jobs j ON j.unique_key = 'notification:' || n.id
+                """)
+            #expect(
+                try await rows.decode(String.self).reduce(into: []) { $0.append($1) } == ["status:42 correction mail.notification pending"])
+            #expect(try await database.scalar("SELECT count(*) FROM jobs WHERE kind = 'notification.status'", as: Int.self) == 0)
+        }
+    }
+
     @Test("several processes migrating at the same moment apply each migration once")
     func concurrentMigrations() async throws {
         try await TestDatabase.with(migrated: false) { database async throws in
