@@ -30,6 +30,21 @@ struct MailSender: Sendable {
         registry.register(Self.retrying(VerificationMailJob.kind, retry)) { job, context in
             try await self.deliverVerification(job, context: context)
         }
+        registry.register(LegacyStatusJob.kind) { job, context in
+            try await self.recordLegacy(job, context: context)
+        }
+    }
+
+    /// A status announcement queued by an API from before notifications (during a rolling upgrade): recorded as a
+    /// notification, whose own job then sends it.
+    func recordLegacy(_ job: LegacyStatusJob, context: JobContext) async throws {
+        let database = self.deliveries.client
+        try await database.transaction(logger: context.logger) { connection in
+            try await NotificationStore().record(
+                [.status(event: job.statusEvent, caseID: job.caseID, correction: job.correction)],
+                jobs: JobQueue(client: database, logger: context.logger), traceID: context.job.traceID, on: connection,
+                logger: context.logger)
+        }
     }
 
     /// `kind` with the notifier's backoff between attempts (`PORTAL_MAIL_RETRY_SECONDS`).
@@ -132,6 +147,15 @@ struct MailSender: Sendable {
         if outcome == .permanent { self.countFailure(kind: delivery.kind) }
         if outcome == .sent { logger.debug("mail accepted by the relay") }
     }
+}
+
+/// The job an API from before migration 0005 queued for a status that informs the resident.
+struct LegacyStatusJob: Codable, Sendable {
+    var caseID: UUID
+    var statusEvent: Int64
+    var correction: Bool
+
+    static let kind = JobKind<LegacyStatusJob>("notification.status", queue: Queues.notifications)
 }
 
 /// A temporary failure: the job is retried with backoff.

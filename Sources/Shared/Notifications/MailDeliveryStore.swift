@@ -240,10 +240,15 @@ public struct MailDeliveryStore: Sendable {
     /// senders that finish together share one statement (``GroupCommit``). A finished delivery stays as it is (an
     /// attempt that lost its lease may report after another one finished it), but the attempt is recorded.
     public func record(_ outcome: MailAttemptOutcome, of delivery: Int64, relay: String, reply: String?) async throws {
-        let attempt = Attempt(delivery: delivery, relay: relay, outcome: outcome.rawValue, reply: reply.map { String($0.prefix(1000)) })
+        // jsonb cannot hold NUL, and one bad reply must not fail the attempts recorded with it.
+        let clean = { (text: String) in String(text.replacingOccurrences(of: "\u{0}", with: "").prefix(1000)) }
+        let attempt = Attempt(delivery: delivery, relay: clean(relay), outcome: outcome.rawValue, reply: reply.map(clean))
         try await self.attempts.submit(attempt, logger: self.logger)
     }
 
+    /// One statement for a batch of attempts: every attempt is inserted; each delivery takes the state of its most
+    /// final attempt in the batch (sent, then failed, then still sending), and its row is locked in id order first,
+    /// so two batches never deadlock.
     private static func recordAttempts(_ attempts: [Attempt]) throws -> PostgresQuery {
         let json = String(decoding: try JSONEncoder().encode(attempts), as: UTF8.self)
         return """
@@ -251,13 +256,21 @@ public struct MailDeliveryStore: Sendable {
                 SELECT * FROM jsonb_to_recordset(\(json)::jsonb) AS x(delivery bigint, relay text, outcome text, reply text)
             ), attempt AS (
                 INSERT INTO mail_attempts (delivery_id, relay, outcome, reply) SELECT delivery, relay, outcome, reply FROM input
+            ), chosen AS (
+                SELECT DISTINCT ON (delivery) * FROM input
+                ORDER BY delivery, CASE outcome WHEN 'sent' THEN 0 WHEN 'permanent' THEN 1 ELSE 2 END
+            ), locked AS (
+                SELECT d.id FROM mail_deliveries d JOIN chosen ON chosen.delivery = d.id
+                WHERE d.state = 'sending'
+                ORDER BY d.id
+                FOR NO KEY UPDATE OF d
             )
             UPDATE mail_deliveries d
-            SET state = CASE input.outcome WHEN 'sent' THEN 'sent' WHEN 'permanent' THEN 'failed' ELSE 'sending' END,
-                last_reply = input.reply,
-                finished_at = CASE WHEN input.outcome = 'transient' THEN NULL ELSE now() END
-            FROM input
-            WHERE d.id = input.delivery AND d.state = 'sending'
+            SET state = CASE chosen.outcome WHEN 'sent' THEN 'sent' WHEN 'permanent' THEN 'failed' ELSE 'sending' END,
+                last_reply = chosen.reply,
+                finished_at = CASE WHEN chosen.outcome = 'transient' THEN NULL ELSE now() END
+            FROM chosen JOIN locked ON locked.id = chosen.delivery
+            WHERE d.id = chosen.delivery AND d.state = 'sending'
             """
     }
 

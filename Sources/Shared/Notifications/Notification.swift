@@ -79,7 +79,8 @@ public struct VerificationMailJob: Codable, Sendable, Equatable {
 public struct NotificationStore: Sendable {
     public init() {}
 
-    /// Records `notifications`; a key recorded before is skipped (with its job). Returns how many were new.
+    /// Records `notifications`; a key recorded before, or a case that no longer exists, is skipped (with its job).
+    /// Returns how many were new.
     @discardableResult
     public func record(
         _ notifications: [NewNotification],
@@ -91,10 +92,11 @@ public struct NotificationStore: Sendable {
         guard !notifications.isEmpty else { return 0 }
         let query: PostgresQuery = """
             INSERT INTO notifications (key, kind, case_id)
-            SELECT key, kind, case_id
+            SELECT input.key, input.kind, input.case_id
             FROM unnest(\(notifications.map(\.key)), \(notifications.map(\.kind.rawValue)), \(notifications.map(\.caseID)))
                  WITH ORDINALITY AS input(key, kind, case_id, position)
-            ORDER BY position
+            JOIN cases ON cases.id = input.case_id
+            ORDER BY input.position
             ON CONFLICT (key) DO NOTHING
             RETURNING id
             """

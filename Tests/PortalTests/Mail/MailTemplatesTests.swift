@@ -1,4 +1,5 @@
 import Foundation
+import Mustache
 import Shared
 import Testing
 
@@ -43,6 +44,18 @@ struct MailTemplatesTests {
             .init(kind: .correction, caseID: b), .init(kind: .message, caseID: a),
         ])
         #expect(lines == [.init(kind: .status, caseID: a), .init(kind: .message, caseID: a), .init(kind: .correction, caseID: b)])
+    }
+
+    @Test("templates can read every property of the views (they read them by name, not by reflection)")
+    func everyPropertyHasAName() {
+        let views: [any MustacheParent] = [
+            Self.view, Self.view.items[0], VerificationMailView(code: "123456", minutes: 30),
+        ]
+        for view in views {
+            for case (let name?, _) in Mirror(reflecting: view).children {
+                #expect(view.child(named: name) != nil, "\(type(of: view)).\(name) is not readable by templates")
+            }
+        }
     }
 
     @Test("the verification mail carries the code and how long it works, in both languages")

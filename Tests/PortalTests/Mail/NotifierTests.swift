@@ -384,6 +384,28 @@ struct NotifierTests {
         }
     }
 
+    @Test("a status job queued by an API from before notifications (a rolling upgrade) still leads to its mail")
+    func legacyStatusJob() async throws {
+        let smtp = try await SMTPTestServer(.plain)
+        defer { smtp.stop() }
+        try await APIHarness.with { api async throws in
+            let department = try await Self.department(api)
+            let caseID = try await Self.createCase(api, department, "Z-1")
+            try await NotifierHarness.with(api.database, settings: try NotifierHarness.settings(smtp)) { _ async throws in
+                try await api.database.client.query(
+                    """
+                    INSERT INTO jobs (queue, kind, max_attempts, payload, unique_key)
+                    VALUES ('notifications', 'notification.status', 20,
+                            jsonb_build_object('caseID', \(caseID.uuidString), 'correction', false, 'statusEvent', 4242), 'status-event:4242');
+                    """)
+                #expect(try await eventually { try smtp.messages().count == 1 })
+            }
+            #expect(
+                try await Self.count(
+                    api.database, "SELECT count(*) FROM notifications WHERE key = 'status:4242' AND delivery_id IS NOT NULL") == 1)
+        }
+    }
+
     @Test("a delivery whose job ended without sending it is marked failed, with the error signal of a refusal")
     func abandonedDelivery() async throws {
         let smtp = try await SMTPTestServer(.plain)

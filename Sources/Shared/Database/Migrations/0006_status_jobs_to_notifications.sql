@@ -1,8 +1,13 @@
--- 0006: status announcements queued before 0005 (one `notification.status` job per event, which no notifier handles
--- any more) become notifications with their `mail.notification` jobs, so an upgrade announces them instead of
--- letting them die. Their payload was {"caseID", "correction", "statusEvent"}.
+-- 0006: status announcements queued before 0005 (one `notification.status` job per event) become notifications with
+-- their `mail.notification` jobs, so an upgrade announces them instead of letting them die: those still queued, and
+-- those of the last week that died because the notifier before 0005 had no handler for them. Their payload was
+-- {"caseID", "correction", "statusEvent"}. (A notifier from 0005 on also takes such jobs from API replicas that are
+-- still old during a rolling upgrade: `LegacyStatusJob`.)
 WITH old AS (
-    DELETE FROM jobs WHERE kind = 'notification.status' AND state IN ('pending', 'running')
+    DELETE FROM jobs
+    WHERE kind = 'notification.status'
+      AND (state IN ('pending', 'running')
+           OR (state = 'dead' AND last_error LIKE 'no handler%' AND finished_at > now() - interval '7 days'))
     RETURNING payload
 ), recorded AS (
     INSERT INTO notifications (key, kind, case_id)
