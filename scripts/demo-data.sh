@@ -43,8 +43,10 @@ call PUT /api/v1/department/case-types/melding-openbare-ruimte '{
     {"code": "opgelost", "name": {"nl": "Opgelost", "en": "Resolved"}, "final": true}]}'
 
 handler='{"name": "Team Burgerzaken", "phone": "14 023", "email": "burgerzaken@example.org", "hours": "ma-vr 9-17"}'
+# The address on the form: the notifier mails it (into .local/mail/new/ with scripts/run) until the resident verifies one.
 case_json() {  # subject caseType title submittedAt
-    printf '{"subject": %s, "caseType": "%s", "title": "%s", "submittedAt": "%s", "handler": %s}' "$1" "$2" "$3" "$4" "$handler"
+    printf '{"subject": %s, "caseType": "%s", "title": "%s", "submittedAt": "%s", "contactEmail": "inwoner@example.org", "handler": %s}' \
+        "$1" "$2" "$3" "$4" "$handler"
 }
 status_json() {  # eventId statusType setAt text [explanation]
     local explanation=${5:+, \"explanation\": {\"nl\": \"$5\"\}}
