@@ -119,7 +119,7 @@ settings=$(psql_ -d bench -At -F '=' -c "SELECT name, setting FROM pg_settings
     WHERE name IN ('fsync', 'synchronous_commit', 'shared_buffers') ORDER BY name" | paste -sd, -)
 
 python3 - <<PY
-import datetime, os, platform, re
+import datetime, os, platform, re, sys
 cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), platform.processor())
 mem = round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)
 api, pg_list, pg_prepared, pg_request = float("$api_rps"), float("$pg_list"), float("$pg_list_prepared"), float("$pg_request")
@@ -160,12 +160,7 @@ item by item in the previous recorded run).
 wrk has no fixed request rate, so the "half load" figure is taken with a quarter of the connections, and its
 request rate is shown with it.
 """
-path = 'docs/BENCHMARKS.md'
-text = open(path).read()
-if '## Status tracking' in text:
-    text = re.sub(r'## Status tracking\n.*?(?=\n## |\Z)', section.rstrip() + '\n', text, flags=re.S)
-else:
-    text = text.rstrip() + '\n\n' + section
-open(path, 'w').write(text)
-print(section)
+sys.path.insert(0, 'bench')
+from benchmarks_md import write_section
+write_section(section)
 PY

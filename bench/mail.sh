@@ -108,7 +108,7 @@ ratio=$(python3 -c "print(f'{$ours / $reference:.2f}')")
 cpus=$(nproc)
 model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 python3 - <<PY
-import re
+import sys
 section = """## Mail
 
 Recorded $(date -u +%Y-%m-%d) on $cpus × $model, everything on this one machine: \`bench/mail.sh $mails $rate $seconds $sessions\`.
@@ -135,12 +135,7 @@ preparation in four round trips under row locks instead of eight under an adviso
 commit). Left: preparing many residents' mails in one transaction, prepared statements, and more notifier replicas
 (each adds sessions and handlers; the work per mail is in PostgreSQL, which scales further than one core).
 """
-path = 'docs/BENCHMARKS.md'
-text = open(path).read()
-if '## Mail' in text:
-    text = re.sub(r'## Mail\n.*?(?=\n## |\Z)', section.rstrip() + '\n', text, flags=re.S)
-else:
-    text = text.rstrip() + '\n\n' + section
-open(path, 'w').write(text)
-print(section)
+sys.path.insert(0, 'bench')
+from benchmarks_md import write_section
+write_section(section)
 PY

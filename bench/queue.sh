@@ -86,12 +86,7 @@ throughput is about 10 jobs per claim round trip (a commit), while pgbench's 10 
 more slots each claim takes a larger batch. Real handlers (HTTP, SMTP) take milliseconds to seconds, so the
 claim path is not what limits a worker in production; and more processes add claimers.
 """
-path = 'docs/BENCHMARKS.md'
-text = open(path).read() if os.path.exists(path) else "# Benchmarks\n\nEvery figure here was written by the command named with it, on the machine it names.\n"
-if '## Job queue' in text:
-    text = re.sub(r'## Job queue\n.*?(?=\n## |\Z)', section.rstrip() + '\n', text, flags=re.S)
-else:
-    text = text.rstrip() + '\n\n' + section
-open(path, 'w').write(text)
-print(section)
+sys.path.insert(0, 'bench')
+from benchmarks_md import write_section
+write_section(section)
 PY

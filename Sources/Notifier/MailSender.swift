@@ -14,6 +14,7 @@ import Shared
 ///   the job processor logs at error level; `portal_mail_failed_total` counts it; `Notifier failed` lists it.
 struct MailSender: Sendable {
     let deliveries: MailDeliveryStore
+    let jobs: JobQueue
     let pool: SMTPSessionPool
     let settings: MailSettings
     let templates: MailTemplates
@@ -38,12 +39,10 @@ struct MailSender: Sendable {
     /// A status announcement queued by an API from before notifications (during a rolling upgrade): recorded as a
     /// notification, whose own job then sends it.
     func recordLegacy(_ job: LegacyStatusJob, context: JobContext) async throws {
-        let database = self.deliveries.client
-        try await database.transaction(logger: context.logger) { connection in
+        try await self.deliveries.client.transaction(logger: context.logger) { connection in
             try await NotificationStore().record(
                 [.status(event: job.statusEvent, caseID: job.caseID, correction: job.correction)],
-                jobs: JobQueue(client: database, logger: context.logger), traceID: context.job.traceID, on: connection,
-                logger: context.logger)
+                jobs: self.jobs, traceID: context.job.traceID, on: connection, logger: context.logger)
         }
     }
 

@@ -47,6 +47,7 @@ func buildNotifier(_ process: PortalProcess, settings: NotifierSettings, templat
         client: process.database, messageIDDomain: process.configuration.publicURL.host ?? "localhost", logger: process.logger)
     let sender = MailSender(
         deliveries: deliveries,
+        jobs: process.jobs,
         pool: pool,
         settings: settings.mail,
         templates: templates,
@@ -56,9 +57,7 @@ func buildNotifier(_ process: PortalProcess, settings: NotifierSettings, templat
     )
     var registry = JobRegistry()
     sender.register(in: &registry, retry: settings.retry)
-    let housekeeping = MailHousekeeping(
-        database: process.database, jobs: process.jobs, deliveries: deliveries, sender: sender,
-        interval: settings.housekeepingInterval, logger: process.logger)
+    let housekeeping = MailHousekeeping(sender: sender, interval: settings.housekeepingInterval, logger: process.logger)
     return process.buildWorkerApplication(queues: [Queues.notifications], registry: registry, services: [pool, housekeeping])
 }
 
@@ -68,9 +67,6 @@ func buildNotifier(_ process: PortalProcess, settings: NotifierSettings, templat
 /// - an `overdue` notification is recorded for every open case whose due date passed in the last week (once per
 ///   case: the notification's key is the case).
 struct MailHousekeeping: Service {
-    let database: PostgresClient
-    let jobs: JobQueue
-    let deliveries: MailDeliveryStore
     let sender: MailSender
     let interval: Duration
     let logger: Logger
@@ -89,7 +85,7 @@ struct MailHousekeeping: Service {
 
     func failAbandoned() async {
         do {
-            for (id, kind) in try await self.deliveries.failAbandoned() {
+            for (id, kind) in try await self.sender.deliveries.failAbandoned() {
                 self.sender.countFailure(kind: kind)
                 self.logger.error(
                     "mail not delivered: its job ended before the relay accepted it",
@@ -102,8 +98,8 @@ struct MailHousekeeping: Service {
 
     func scanOverdue() async {
         do {
-            let recorded = try await self.database.transaction(logger: self.logger) { connection in
-                try await NotificationStore().recordOverdue(jobs: self.jobs, on: connection, logger: self.logger)
+            let recorded = try await self.sender.deliveries.client.transaction(logger: self.logger) { connection in
+                try await NotificationStore().recordOverdue(jobs: self.sender.jobs, on: connection, logger: self.logger)
             }
             if recorded > 0 { self.logger.info("overdue cases announced", metadata: ["portal.notifications.recorded": "\(recorded)"]) }
         } catch {
