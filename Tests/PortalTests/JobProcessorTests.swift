@@ -28,7 +28,7 @@ struct JobProcessorTests {
                             as: Int.self) == 1
                     })
                 _ = try await database.jobs.enqueue(try TestJobs.job())
-                #expect(try await eventually(timeout: .seconds(5)) { done.finished == 1 })
+                #expect(try await eventually { done.finished == 1 })
                 #expect(
                     try await eventually {
                         try await database.scalar("SELECT count(*) FROM jobs WHERE state = 'completed'", as: Int.self) == 1

@@ -37,7 +37,7 @@ struct ProcessTests {
 
             let victim = try ChildProcess("JobProbe", environment: environment)
             #expect(
-                try await eventually(timeout: .seconds(30)) {
+                try await eventually {
                     try await database.scalar(
                         "SELECT count(*) FROM jobs WHERE state = 'running' AND lease_owner LIKE \("%/\(victim.pid)/%")", as: Int.self) == 8
                 }, "the probe should hold all eight jobs: \(victim.output)")
@@ -46,7 +46,7 @@ struct ProcessTests {
 
             let successor = try ChildProcess("JobProbe", environment: environment)
             #expect(
-                try await eventually(timeout: .seconds(30)) {
+                try await eventually {
                     try await database.scalar("SELECT count(*) FROM jobs WHERE state = 'completed'", as: Int.self) == 8
                 }, "every job must be completed by the successor: \(successor.output)")
             let attempts = try await database.client.query("SELECT attempt FROM jobs ORDER BY id").collect().map { try $0.decode(Int.self) }
@@ -66,7 +66,7 @@ struct ProcessTests {
             let process = try ChildProcess(executable, environment: self.environment(database, port: port))
             let http = HTTPClient(eventLoopGroupProvider: .singleton)
             do {
-                let ready = try await eventually(timeout: .seconds(30)) {
+                let ready = try await eventually {
                     (try? await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/health/ready"), timeout: .seconds(2)))?.status
                         == .ok
                 }
@@ -80,7 +80,7 @@ struct ProcessTests {
                 if let queue {
                     // A worker reports its own queue's depth from its first moments, even while the queue is empty.
                     let sample = #"portal_jobs{queue="\#(queue)",state="available"} 0"#
-                    let reported = try await eventually(timeout: .seconds(10)) {
+                    let reported = try await eventually {
                         let response = try await http.execute(
                             HTTPClientRequest(url: "http://127.0.0.1:\(port)/metrics"), timeout: .seconds(2))
                         return String(buffer: try await response.body.collect(upTo: 1 << 20)).contains(sample)
@@ -151,7 +151,7 @@ struct ProcessTests {
             var environment = self.environment(database, port: try freePort())
             environment["PORTAL_DEV_LOGIN"] = "true"
             let process = try ChildProcess("PortalAPI", environment: environment)
-            let warned = try await eventually(timeout: .seconds(30)) {
+            let warned = try await eventually {
                 process.output.contains(#""level":"critical""#) && process.output.contains("PORTAL_DEV_LOGIN is on")
             }
             #expect(warned, "\(process.output)")

@@ -25,14 +25,6 @@ struct DepartmentBatchController {
         routes.department(.post, "/api/v1/department/cases:batch", self.batch)
     }
 
-    /// One item, read and checked.
-    private struct Item {
-        let index: Int
-        let reference: String
-        let input: CaseInput?
-        let statuses: [NewStatusEvent]
-    }
-
     struct ItemResult: Encodable {
         struct StatusResult: Encodable {
             let eventId: String
@@ -76,7 +68,7 @@ struct DepartmentBatchController {
 
     func batch(_ request: Request, context: DepartmentRequestContext) async throws -> Response {
         var body = try await JSONBody.read(request, context: context, limit: 16 * 1024 * 1024)
-        var items: [Item] = []
+        var items: [(index: Int, item: CaseChangeItem)] = []
         let raw = body.independentObjects("items", count: 1...Self.maximumItems)
         try body.finish()
         guard let raw else { throw Problem.invalidInput([]) }
@@ -85,52 +77,28 @@ struct DepartmentBatchController {
         // Read every item first: an invalid item gets its 400 without touching the database.
         var caseTypeCodes: Set<String> = []
         for (index, var itemBody) in raw.enumerated() {
-            let reference = itemBody.string("reference", required: true, maxLength: 200)
-            if let reference, !DepartmentCasesController.isReference(reference) {
-                itemBody.fail("reference", "invalid", "Letters, digits and '._~:-' only.")
-            }
-            let input = itemBody.nested("case") { DepartmentCasesController.readCase(&$0).input }
-            let statuses = itemBody.objects("statuses", count: 0...100) { DepartmentCasesController.readStatus(&$0) } ?? []
-            if !itemBody.contains("case") && statuses.isEmpty && itemBody.allErrors.isEmpty {
-                itemBody.fail("case", "required", "Give a case, at least one status, or both.")
-            }
-            let errors = itemBody.allErrors
-            guard errors.isEmpty, let reference else {
-                results[index] = .failed(reference, .invalidInput(errors))
+            let (reference, item) = itemBody.caseChange()
+            guard let item else {
+                results[index] = .failed(reference, .invalidInput(itemBody.allErrors))
                 continue
             }
-            if let code = input?.caseTypeCode { caseTypeCodes.insert(code) }
-            items.append(Item(index: index, reference: reference, input: input, statuses: statuses))
+            if let code = item.input?.caseTypeCode { caseTypeCodes.insert(code) }
+            items.append((index, item))
         }
 
-        // The case types named, once each.
-        var caseTypes: [String: CaseType] = [:]
-        try await self.cases.identity.database.withConnection { connection in
-            for code in caseTypeCodes {
-                caseTypes[code] = try await self.cases.caseTypes.find(
-                    departmentID: context.department.id,
-                    code: code,
-                    on: connection,
-                    logger: context.logger
-                )
-            }
+        // The case types named, once each; items whose case type is unknown are refused here.
+        let resolved = try await self.cases.identity.database.withConnection { connection in
+            try await self.cases.caseTypes.changes(
+                for: items.map(\.item), departmentID: context.department.id, on: connection, logger: context.logger)
         }
-
-        // Items whose case type is unknown are refused here; the rest become changes, in chunks.
         var changes: [(index: Int, change: CaseChange)] = []
-        for item in items {
-            var fields: CaseChange.CaseFields?
-            if let input = item.input {
-                guard let caseType = caseTypes[input.caseTypeCode] else {
-                    results[item.index] = .failed(
-                        item.reference, DepartmentCasesController.problem(.unknownCaseType(input.caseTypeCode)))
-                    continue
-                }
-                fields = CaseChange.CaseFields(input, caseType: caseType)
+        for ((index, item), result) in zip(items, resolved) {
+            switch result {
+            case .success(let change): changes.append((index, change))
+            case .failure(let error): results[index] = .failed(item.reference, DepartmentCasesController.problem(error))
             }
-            changes.append((item.index, CaseChange(reference: item.reference, fields: fields, statuses: item.statuses)))
         }
-        for chunk in Self.chunks(changes) {
+        for chunk in CaseChange.chunks(changes, size: Self.chunkSize, reference: \.change.reference) {
             do {
                 let outcomes = try await self.cases.identity.database.transaction(logger: context.logger) { connection in
                     try await self.cases.apply(chunk.map(\.change), context: context, on: connection)
@@ -150,25 +118,6 @@ struct DepartmentBatchController {
         let all = results.map { $0 ?? .failed(nil, Problem(status: .internalServerError, code: "internal-error", detail: "No result.")) }
         let applied = all.filter { $0.problem == nil }.count
         return try JSONResponse.make(.ok, BatchView(results: all, applied: applied, failed: all.count - applied))
-    }
-
-    /// Consecutive runs of at most ``chunkSize`` changes in which no case appears twice (a case named again starts a
-    /// new chunk, so its changes are applied in the order given).
-    static func chunks(_ changes: [(index: Int, change: CaseChange)]) -> [[(index: Int, change: CaseChange)]] {
-        var chunks: [[(index: Int, change: CaseChange)]] = []
-        var current: [(index: Int, change: CaseChange)] = []
-        var references: Set<String> = []
-        for entry in changes {
-            if current.count == Self.chunkSize || references.contains(entry.change.reference) {
-                chunks.append(current)
-                current = []
-                references = []
-            }
-            current.append(entry)
-            references.insert(entry.change.reference)
-        }
-        if !current.isEmpty { chunks.append(current) }
-        return chunks
     }
 
     /// The result of one applied or refused item, with the HTTP status it would have had on its own.

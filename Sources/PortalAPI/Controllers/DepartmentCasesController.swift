@@ -30,26 +30,16 @@ struct DepartmentCasesController {
         return try JSONResponse.make(.ok, ["caseTypes": statistics])
     }
 
-    /// Codes of case types and status types: letters, digits, `.`, `_`, `-`.
-    static func isCode(_ text: String) -> Bool {
-        (1...100).contains(text.count) && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }
-    }
-
-    /// A department's case reference, as it appears in the URL.
-    static func isReference(_ text: String) -> Bool {
-        (1...200).contains(text.count) && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._~:-".contains($0)) }
-    }
-
     // MARK: Case types
 
     func putCaseType(_ request: Request, context: DepartmentRequestContext) async throws -> Response {
-        let code = try Self.pathCode(context, "code", check: Self.isCode, what: "case type code")
+        let code = try Self.pathCode(context, "code", check: CaseCodes.isCode, what: "case type code")
         var body = try await JSONBody.read(request, context: context)
         let name = body.localized("name", required: true, maxLength: 200)
         let termDays = body.integer("termDays", in: 1...3650)
         let statusTypes = body.objects("statusTypes", required: true, count: 1...100) { item -> StatusType? in
             let code = item.string("code", required: true, maxLength: 100)
-            if let code, !Self.isCode(code) { item.fail("code", "invalid", "Letters, digits, '.', '_' and '-' only.") }
+            if let code, !CaseCodes.isCode(code) { item.fail("code", "invalid", "Letters, digits, '.', '_' and '-' only.") }
             let name = item.localized("name", required: true, maxLength: 200)
             let informs = item.bool("informs") ?? true
             let final = item.bool("final") ?? false
@@ -77,7 +67,7 @@ struct DepartmentCasesController {
     }
 
     func getCaseType(_ request: Request, context: DepartmentRequestContext) async throws -> Response {
-        let code = try Self.pathCode(context, "code", check: Self.isCode, what: "case type code")
+        let code = try Self.pathCode(context, "code", check: CaseCodes.isCode, what: "case type code")
         let found = try await self.identity.database.withConnection { connection in
             try await self.caseTypes.find(departmentID: context.department.id, code: code, on: connection, logger: context.logger)
         }
@@ -87,45 +77,10 @@ struct DepartmentCasesController {
 
     // MARK: Cases
 
-    /// Reads a case body: the case (nil when a field is invalid; the errors are in `body`), and the case type code on
-    /// its own, so that an unknown case type can be reported together with the other errors.
-    static func readCase(_ body: inout JSONBody) -> (input: CaseInput?, caseTypeCode: String?) {
-        let subject = body.subject("subject", required: true)
-        let caseTypeCode = body.string("caseType", required: true, maxLength: 100)
-        let title = body.string("title", required: true, maxLength: 200)
-        if title?.isEmpty == true { body.fail("title", "required", "A title is required.") }
-        let submittedAt = body.timestamp("submittedAt", required: true)
-        let dueDate = body.date("dueDate")
-        let language = body.choice("language", Resident.Locale.self) ?? .nl
-        let contactEmail = body.email("contactEmail")
-        let handler = body.nested("handler") { Self.readContact(&$0) }
-        guard let subject, let caseTypeCode, let title, !title.isEmpty, let submittedAt else { return (nil, caseTypeCode) }
-        let input = CaseInput(
-            subject: subject,
-            caseTypeCode: caseTypeCode,
-            title: title,
-            submittedAt: submittedAt,
-            dueDate: dueDate,
-            language: language,
-            contactEmail: contactEmail,
-            handler: handler
-        )
-        return (input, caseTypeCode)
-    }
-
-    /// Reads a contact: `name` (required), `phone`, `email`, `hours`.
-    static func readContact(_ body: inout JSONBody) -> Contact? {
-        let name = body.string("name", required: true, maxLength: 200)
-        let phone = body.string("phone", maxLength: 50)
-        let email = body.email("email")
-        let hours = body.string("hours", maxLength: 200)
-        return name.map { Contact(name: $0, phone: phone, email: email, hours: hours) }
-    }
-
     func putCase(_ request: Request, context: DepartmentRequestContext) async throws -> Response {
-        let reference = try Self.pathCode(context, "reference", check: Self.isReference, what: "case reference")
+        let reference = try Self.pathCode(context, "reference", check: CaseCodes.isReference, what: "case reference")
         var body = try await JSONBody.read(request, context: context)
-        let (input, caseTypeCode) = Self.readCase(&body)
+        let (input, caseTypeCode) = body.caseInput()
         // The case type must exist; checked with the other fields so that one answer lists every problem.
         var caseType: CaseType?
         if let code = caseTypeCode {
@@ -147,7 +102,7 @@ struct DepartmentCasesController {
     }
 
     func getCase(_ request: Request, context: DepartmentRequestContext) async throws -> Response {
-        let reference = try Self.pathCode(context, "reference", check: Self.isReference, what: "case reference")
+        let reference = try Self.pathCode(context, "reference", check: CaseCodes.isReference, what: "case reference")
         let view = try await self.identity.database.transaction(logger: context.logger) { connection -> DepartmentCaseView? in
             guard
                 let record = try await self.cases.find(
@@ -167,31 +122,10 @@ struct DepartmentCasesController {
 
     // MARK: Status events
 
-    /// Reads a status event body; nil when a field is invalid (the errors are in `body`).
-    static func readStatus(_ body: inout JSONBody) -> NewStatusEvent? {
-        let eventID = body.string("eventId", required: true, maxLength: 200)
-        let statusCode = body.string("statusType", required: true, maxLength: 100)
-        let setAt = body.timestamp("setAt", required: true)
-        let text = body.localized("text", required: true, maxLength: 2000)
-        let explanation = body.localized("explanation", maxLength: 4000)
-        let informs = body.bool("informs")
-        let corrects = body.string("corrects", maxLength: 200)
-        guard let eventID, let statusCode, let setAt, let text else { return nil }
-        return NewStatusEvent(
-            eventID: eventID,
-            statusCode: statusCode,
-            text: text,
-            explanation: explanation,
-            setAt: setAt,
-            informs: informs,
-            corrects: corrects
-        )
-    }
-
     func postStatus(_ request: Request, context: DepartmentRequestContext) async throws -> Response {
-        let reference = try Self.pathCode(context, "reference", check: Self.isReference, what: "case reference")
+        let reference = try Self.pathCode(context, "reference", check: CaseCodes.isReference, what: "case reference")
         var body = try await JSONBody.read(request, context: context)
-        let event = Self.readStatus(&body)
+        let event = body.statusEvent()
         try body.finish()
         guard let event else { throw Problem.invalidInput([]) }
         let outcome: StatusOutcome

@@ -20,7 +20,7 @@ struct DepartmentController {
     /// `PUT /api/v1/department/contact`: the general contact residents see for cases that name no handler.
     func putContact(_ request: Request, context: DepartmentRequestContext) async throws -> Response {
         var body = try await JSONBody.read(request, context: context)
-        let contact = DepartmentCasesController.readContact(&body)
+        let contact = body.contact()
         try body.finish()
         guard let contact else { throw Problem.invalidInput([]) }
         try await self.identity.departments.setContact(

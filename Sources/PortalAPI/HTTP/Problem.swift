@@ -2,16 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
-
-/// One invalid field in a request, as listed in a problem's `invalidParams` (the ZGW and NL API convention).
-struct FieldError: Sendable, Equatable, Encodable {
-    /// The field's name; nested fields as `a.b`, array items as `a[0]`.
-    let name: String
-    /// A stable, machine-readable reason: `required`, `invalid`, `type`, `unknown`, `too-long`.
-    let code: String
-    /// What is wrong, for the integrator, in English.
-    let reason: String
-}
+import Shared
 
 /// Every error the API answers with, as `application/problem+json` (RFC 9457, as the NL API Design Rules ask).
 ///

@@ -23,7 +23,7 @@ struct TestDatabase: Sendable {
         let name = "test_\(UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: ""))"
         let template = migrated ? try await TemplateDatabase.shared.name() : "template0"
         // The template's last session may still be closing on the server side; that is the only error retried.
-        let created = try await eventually(timeout: .seconds(10)) {
+        let created = try await eventually {
             do {
                 _ = try await admin(server) {
                     try await $0.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name) TEMPLATE \(template)"), logger: logger)
@@ -101,8 +101,10 @@ struct TestDatabase: Sendable {
 }
 
 /// Polls `condition` every 20 ms until it holds or `timeout` passes: waiting by expectation, not by sleeping a
-/// guessed time. Returns whether it held.
-func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async throws -> Bool {
+/// guessed time. Returns whether it held. The default is generous on purpose: a CI machine running the whole suite
+/// in parallel (the notifier's crash test among it) is many times slower than a quiet one, and a condition that
+/// holds must not fail there; a broken feature still fails, only later.
+func eventually(timeout: Duration = .seconds(60), _ condition: () async throws -> Bool) async throws -> Bool {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if try await condition() { return true }
