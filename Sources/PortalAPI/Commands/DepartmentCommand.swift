@@ -9,8 +9,11 @@ import Shared
 struct DepartmentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "department",
-        abstract: "Onboard departments and manage their API keys.",
-        subcommands: [Add.self, RotateKey.self, Revoke.self, List.self, Stats.self]
+        abstract: "Onboard departments, manage their API keys, and connect the sync worker to their systems.",
+        subcommands: [
+            Add.self, RotateKey.self, Revoke.self, List.self, Stats.self, ConnectFeed.self, ConnectZGW.self, Pause.self, Resume.self,
+            Status.self,
+        ]
     )
 
     struct Add: AsyncParsableCommand {
@@ -134,6 +137,198 @@ struct DepartmentCommand: AsyncParsableCommand {
                             + "feedback \(days(row.averageFeedback)) (\(row.feedbackCount))"
                     )
                 }
+            }
+        }
+    }
+
+    /// The options every connector has: limits, interval, and which department.
+    struct ConnectorOptions: ParsableArguments {
+        @Option(help: "The department's id.")
+        var id: String
+
+        @Option(help: "Seconds between pulls (feed) or reconciliations (ZGW).")
+        var intervalSeconds: Int = 10
+
+        @Option(help: "At most this many requests to the department at once, over all sync workers.")
+        var maxConcurrent: Int = 4
+
+        @Option(help: "At most this many requests per second to the department, over all sync workers.")
+        var maxPerSecond: Double = 20
+
+        func validate() throws {
+            guard UUID(uuidString: self.id) != nil else { throw ValidationError("--id must be a department id (a UUID)") }
+            guard (1...86400).contains(self.intervalSeconds) else {
+                throw ValidationError("--interval-seconds must be between 1 and 86400")
+            }
+            guard (1...100).contains(self.maxConcurrent) else { throw ValidationError("--max-concurrent must be between 1 and 100") }
+            guard self.maxPerSecond > 0, self.maxPerSecond <= 10000 else {
+                throw ValidationError("--max-per-second must be above 0, at most 10000")
+            }
+        }
+
+        func connector(_ kind: Connector.Kind, _ settings: Connector.Settings, clientID: String? = nil, secret: String?) -> Connector {
+            Connector(
+                departmentID: UUID(uuidString: self.id)!, kind: kind, settings: settings, clientID: clientID, secret: secret,
+                interval: .seconds(self.intervalSeconds), maxConcurrent: self.maxConcurrent, maxPerSecond: self.maxPerSecond)
+        }
+    }
+
+    /// A URL option: absolute, http or https, without user info.
+    static func url(_ text: String, _ option: String) throws -> URL {
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme), url.host != nil,
+            url.user == nil
+        else { throw ValidationError("\(option) must be an http or https URL without user info") }
+        return url
+    }
+
+    /// Reads a secret from the environment variable an option names, so it never appears in a process list.
+    static func secret(from variable: String?) throws -> String? {
+        guard let variable else { return nil }
+        guard let value = ProcessInfo.processInfo.environment[variable], !value.isEmpty else {
+            throw ValidationError("the environment variable \(variable) is not set")
+        }
+        return value
+    }
+
+    struct ConnectFeed: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "connect-feed",
+            abstract: "Pull the department's changes from its change feed (docs/FEED.md); replaces an earlier connector."
+        )
+
+        @OptionGroup var options: ConnectorOptions
+
+        @Option(help: "The feed's base URL; the sync worker reads <url>/changes.")
+        var url: String
+
+        @Option(help: "The environment variable holding the feed's bearer token, if it needs one.")
+        var tokenEnv: String?
+
+        func validate() throws { _ = try DepartmentCommand.url(self.url, "--url") }
+
+        func run() async throws {
+            let connector = self.options.connector(
+                .feed, Connector.Settings(url: try DepartmentCommand.url(self.url, "--url")),
+                secret: try DepartmentCommand.secret(from: self.tokenEnv))
+            _ = try await DepartmentCommand.withStore { _, client, logger in
+                try await ConnectorStore().connect(
+                    connector, jobs: JobQueue(client: client, logger: logger), client: client, logger: logger)
+            }
+            Swift.print("department \(self.options.id) pulls its changes from \(self.url) every \(self.options.intervalSeconds) s")
+        }
+    }
+
+    struct ConnectZGW: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "connect-zgw",
+            abstract: "Follow the department's ZGW zaaksysteem (notifications and reconciliation); prints the callback credential once."
+        )
+
+        @OptionGroup var options: ConnectorOptions
+
+        @Option(help: "The Zaken API root, e.g. https://zaken.example.nl/zaken/api/v1/.")
+        var zaken: String
+
+        @Option(help: "The Catalogi API root.")
+        var catalogi: String
+
+        @Option(help: "The client id of our JWTs (as registered in the zaaksysteem's autorisaties).")
+        var clientId: String
+
+        @Option(help: "The environment variable holding the secret our JWTs are signed with.")
+        var secretEnv: String
+
+        @Option(help: "The highest vertrouwelijkheidaanduiding of a case residents see.")
+        var maxConfidentiality: String = "zaakvertrouwelijk"
+
+        func validate() throws {
+            _ = try DepartmentCommand.url(self.zaken, "--zaken")
+            _ = try DepartmentCommand.url(self.catalogi, "--catalogi")
+            guard ZGWConfidentiality.levels.contains(self.maxConfidentiality) else {
+                throw ValidationError("--max-confidentiality must be one of \(ZGWConfidentiality.levels.joined(separator: ", "))")
+            }
+        }
+
+        func run() async throws {
+            let settings = Connector.Settings(
+                zaken: try DepartmentCommand.url(self.zaken, "--zaken"), catalogi: try DepartmentCommand.url(self.catalogi, "--catalogi"),
+                maxConfidentiality: self.maxConfidentiality)
+            let connector = self.options.connector(
+                .zgw, settings, clientID: self.clientId, secret: try DepartmentCommand.secret(from: self.secretEnv))
+            let credential = try await DepartmentCommand.withStore { _, client, logger in
+                try await ConnectorStore().connect(
+                    connector, jobs: JobQueue(client: client, logger: logger), client: client, logger: logger)
+            }
+            Swift.print("department \(self.options.id) follows its zaaksysteem; reconciliation every \(self.options.intervalSeconds) s")
+            Swift.print("Abonnement for Open Notificaties (kanaal \"zaken\"): callbackUrl <public URL>/api/v1/zgw/notifications,")
+            Swift.print("auth (shown once; a new connect-zgw issues a new one):")
+            Swift.print(credential ?? "")
+        }
+    }
+
+    struct Pause: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Stop sending requests to the department's system; nothing is lost.")
+
+        @Option(help: "The department's id.")
+        var id: String
+
+        func validate() throws {
+            guard UUID(uuidString: self.id) != nil else { throw ValidationError("--id must be a department id (a UUID)") }
+        }
+
+        func run() async throws {
+            try await DepartmentCommand.withStore { _, client, logger in
+                try await ConnectorStore().setPaused(true, departmentID: UUID(uuidString: self.id)!, client: client, logger: logger)
+            }
+            Swift.print("paused the sync of department \(self.id); its notifications and jobs wait until it is resumed")
+        }
+    }
+
+    struct Resume: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Resume the sync of a paused department.")
+
+        @Option(help: "The department's id.")
+        var id: String
+
+        func validate() throws {
+            guard UUID(uuidString: self.id) != nil else { throw ValidationError("--id must be a department id (a UUID)") }
+        }
+
+        func run() async throws {
+            try await DepartmentCommand.withStore { _, client, logger in
+                try await ConnectorStore().setPaused(false, departmentID: UUID(uuidString: self.id)!, client: client, logger: logger)
+            }
+            Swift.print("resumed the sync of department \(self.id)")
+        }
+    }
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Per connected department: last successful sync, lag, failures, circuit breaker, changes applied and refused."
+        )
+
+        @Flag(help: "One JSON object per department and line.")
+        var json = false
+
+        func run() async throws {
+            let statuses = try await DepartmentCommand.withStore { _, client, logger in
+                try await ConnectorStore().status(client: client, logger: logger)
+            }
+            for status in statuses {
+                if self.json {
+                    Swift.print(DepartmentCommand.jsonLine(status))
+                    continue
+                }
+                let when = { (date: Date?) in date.map { $0.formatted(.iso8601) } ?? "never" }
+                var line = "\(status.departmentID.uuidString.lowercased())  \(status.department)  \(status.kind.rawValue)"
+                line += status.paused ? "  PAUSED" : ""
+                line += "  last success \(when(status.lastSuccessAt))  lag \(Int(status.lagSeconds)) s"
+                line += "  applied \(status.changesApplied)  refused \(status.changesRefused)"
+                if status.consecutiveFailures > 0 {
+                    line += "  failing (\(status.consecutiveFailures) in a row, last: \(status.lastError ?? "-"))"
+                }
+                if let open = status.openUntil { line += "  held back until \(open.formatted(.iso8601))" }
+                Swift.print(line)
             }
         }
     }

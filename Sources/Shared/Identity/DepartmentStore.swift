@@ -59,7 +59,7 @@ public struct DepartmentStore: Sendable {
                 WITH expiring AS (
                     UPDATE department_credentials
                     SET expires_at = least(coalesce(expires_at, 'infinity'),
-                                           now() + make_interval(secs => \(grace.inSeconds)))
+                                           now() + make_interval(secs => \(grace.seconds)))
                     WHERE department_id = \(id) AND revoked_at IS NULL
                     RETURNING expires_at
                 )

@@ -75,7 +75,7 @@ public struct SessionStore: Sendable {
             """
             INSERT INTO sessions (token_hash, resident_id, csrf_token, method, acr, expires_at)
             VALUES (\(SecretToken.hash(token)), \(residentID), \(csrfToken), \(method), \(acr),
-                    now() + make_interval(secs => \(self.settings.absoluteTimeout.inSeconds)))
+                    now() + make_interval(secs => \(self.settings.absoluteTimeout.seconds)))
             RETURNING expires_at
             """,
             logger: logger
@@ -90,7 +90,7 @@ public struct SessionStore: Sendable {
     /// absolute). It marks the session as used only when it was last marked more than a minute ago, so that a
     /// resident's burst of requests costs one write, not one each (the idle timeout is therefore exact to a minute).
     public func resume(token: String, client: PostgresClient, logger: Logger) async throws -> ActiveSession? {
-        let statement = ResumeSessionStatement(tokenHash: SecretToken.hash(token), idleSeconds: self.settings.idleTimeout.inSeconds)
+        let statement = ResumeSessionStatement(tokenHash: SecretToken.hash(token), idleSeconds: self.settings.idleTimeout.seconds)
         for try await (id, kind, number, locale, email, csrfToken, method, acr, expiresAt) in try await client.execute(
             statement, logger: logger)
         {
@@ -151,7 +151,7 @@ public struct SessionStore: Sendable {
             WITH gone AS (
                 DELETE FROM sessions
                 WHERE expires_at <= now()
-                   OR last_seen_at <= now() - make_interval(secs => \(self.settings.idleTimeout.inSeconds))
+                   OR last_seen_at <= now() - make_interval(secs => \(self.settings.idleTimeout.seconds))
                 RETURNING 1
             )
             SELECT count(*)::bigint FROM gone

@@ -73,13 +73,6 @@ public struct JobMetrics: Sendable {
     }
 }
 
-extension Duration {
-    var nanoseconds: Int64 {
-        let (seconds, attoseconds) = self.components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-    }
-}
-
 /// The queues whose depth gauges were last reported (a class, so that the metrics value can be copied).
 private final class ReportedQueues: Sendable {
     let state = Mutex<Set<String>>([])

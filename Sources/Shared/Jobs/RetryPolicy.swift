@@ -17,11 +17,3 @@ public struct RetryPolicy: Sendable, Equatable {
         return .milliseconds(Int64(ceiling * (0.5 + 0.5 * random) * 1000))
     }
 }
-
-extension Duration {
-    /// The duration in seconds, as a floating-point number.
-    public var seconds: Double {
-        let (seconds, attoseconds) = self.components
-        return Double(seconds) + Double(attoseconds) / 1e18
-    }
-}

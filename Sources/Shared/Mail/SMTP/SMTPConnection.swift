@@ -93,12 +93,12 @@ public final class SMTPConnection {
         let asyncChannel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
         do {
             asyncChannel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .connectTimeout(.nanoseconds(Int64(relay.connectTimeout.inSeconds * 1e9)))
+                .connectTimeout(.nanoseconds(Int64(relay.connectTimeout.seconds * 1e9)))
                 .connect(host: relay.host, port: relay.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let handlers = channel.pipeline.syncOperations
                         try handlers.addHandler(
-                            IdleStateHandler(readTimeout: .nanoseconds(Int64(relay.replyTimeout.inSeconds * 1e9))))
+                            IdleStateHandler(readTimeout: .nanoseconds(Int64(relay.replyTimeout.seconds * 1e9))))
                         try handlers.addHandler(ReplyTimeoutHandler())
                         if relay.security == .implicitTLS {
                             guard let tls else { throw SMTPFailure(.configuration, "implicit TLS without a TLS configuration") }
@@ -141,7 +141,7 @@ public final class SMTPConnection {
     /// however slowly the relay trickles its bytes.
     private func deadline() -> Scheduled<Void> {
         let channel = self.channel
-        return channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(self.relay.messageTimeout.inSeconds * 1e9))) {
+        return channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(self.relay.messageTimeout.seconds * 1e9))) {
             channel.close(promise: nil)
         }
     }

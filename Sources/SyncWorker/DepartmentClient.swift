@@ -1,0 +1,116 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import Metrics
+import NIOCore
+import NIOHTTP1
+import Shared
+
+/// Every request the sync worker sends to a department goes through here: only to URLs under the connector's own
+/// roots (anything else is refused and logged as a security event: a notification or a feed cannot make us fetch
+/// another host), admitted by the ``DepartmentGate``, with a timeout, no redirects, and a size limit on the answer.
+struct DepartmentClient: Sendable {
+    let http: HTTPClient
+    let gate: DepartmentGate
+    let timeout: Duration
+    /// The largest answer read; a longer one fails the request.
+    let bodyLimit: Int
+
+    init(http: HTTPClient, gate: DepartmentGate, timeout: Duration = .seconds(30), bodyLimit: Int = 16 << 20) {
+        self.http = http
+        self.gate = gate
+        self.timeout = timeout
+        self.bodyLimit = bodyLimit
+    }
+
+    /// The HTTP client the sync worker uses: no redirects (a redirect could lead outside the allowed roots), and a
+    /// connect timeout of its own.
+    static func makeHTTPClient() -> HTTPClient {
+        var configuration = HTTPClient.Configuration(
+            redirectConfiguration: .disallow,
+            timeout: .init(connect: .seconds(5), read: .seconds(30))
+        )
+        configuration.decompression = .disabled
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }
+
+    struct Answer: Sendable {
+        let status: HTTPResponseStatus
+        let body: ByteBuffer
+    }
+
+    /// GETs `url` from `connector`'s department. Throws ``SyncError`` for a refused URL, a transport failure, or an
+    /// answer that is too large; any status comes back as an ``Answer``.
+    func get(_ url: URL, from connector: Connector, headers: HTTPHeaders = [:], logger: Logger) async throws -> Answer {
+        guard connector.settings.roots.contains(where: { Self.isURL(url, under: $0) }) else {
+            logger.warning(
+                "security event",
+                metadata: [
+                    "portal.security.event": "url-refused",
+                    "portal.security.reason": "not under the department's configured roots",
+                    "portal.department.id": "\(connector.departmentID)",
+                    "url.host": "\(url.host ?? "-")",
+                ])
+            Counter(label: "portal_security_events_total", dimensions: [("event", "url-refused")]).increment()
+            throw SyncError.refusedURL(url.host ?? "-")
+        }
+        let permit = try await self.gate.admit(connector, lease: self.timeout + .seconds(5))
+        defer { Task { await self.gate.release(permit) } }
+        var request = HTTPClientRequest(url: url.absoluteString)
+        request.headers = headers
+        request.headers.replaceOrAdd(name: "Accept", value: "application/json")
+        let started = ContinuousClock.now
+        do {
+            let response = try await self.http.execute(request, timeout: .seconds(Int64(self.timeout.seconds)), logger: logger)
+            let body = try await response.body.collect(upTo: self.bodyLimit)
+            Timer(label: "portal_sync_request_duration_seconds", dimensions: [("kind", connector.kind.rawValue)])
+                .recordNanoseconds((ContinuousClock.now - started).nanoseconds)
+            return Answer(status: response.status, body: body)
+        } catch let error as NIOTooManyBytesError {
+            _ = error
+            throw SyncError.tooLarge(self.bodyLimit)
+        } catch {
+            throw SyncError.unreachable(LoggableError.describe(error))
+        }
+    }
+
+    /// Whether `url` is `root` or below it: the same scheme, host and port, a path that starts with the root's
+    /// (segment by segment), and nothing that could change that meaning (user info, `..` or `.` segments, an escaped
+    /// slash). Host names are compared as given, without resolving them.
+    static func isURL(_ url: URL, under root: URL) -> Bool {
+        guard let target = URLComponents(url: url, resolvingAgainstBaseURL: false),
+            let base = URLComponents(url: root, resolvingAgainstBaseURL: false),
+            let scheme = target.scheme?.lowercased(), ["http", "https"].contains(scheme), scheme == base.scheme?.lowercased(),
+            let host = target.host?.lowercased(), host == base.host?.lowercased(),
+            target.user == nil, target.password == nil,
+            (target.port ?? Self.defaultPort(scheme)) == (base.port ?? Self.defaultPort(scheme))
+        else { return false }
+        let path = target.percentEncodedPath
+        if path.lowercased().contains("%2f") || path.contains("%2e") || path.contains("%2E") { return false }
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false)
+        if segments.contains(where: { $0 == ".." || $0 == "." }) { return false }
+        let prefix = base.percentEncodedPath.hasSuffix("/") ? base.percentEncodedPath : base.percentEncodedPath + "/"
+        return path == base.percentEncodedPath || path.hasPrefix(prefix) || (path + "/") == prefix
+    }
+
+    private static func defaultPort(_ scheme: String) -> Int { scheme == "https" ? 443 : 80 }
+}
+
+/// Why a sync step failed.
+enum SyncError: Error, CustomStringConvertible {
+    case refusedURL(String)
+    case unreachable(String)
+    case tooLarge(Int)
+    case status(HTTPResponseStatus, String)
+    case malformed(String)
+
+    var description: String {
+        switch self {
+        case .refusedURL(let host): "refused to fetch a URL outside the department's configured roots (host \(host))"
+        case .unreachable(let reason): "the department's system did not answer: \(reason)"
+        case .tooLarge(let limit): "the department's answer is larger than \(limit) bytes"
+        case .status(let status, let url): "the department's system answered \(status.code) for \(url)"
+        case .malformed(let reason): "the department's answer is malformed: \(reason)"
+        }
+    }
+}
