@@ -32,6 +32,7 @@ func buildRouter(_ process: PortalProcess, settings: APISettings, http: HTTPClie
     departmentCases.register(on: routes)
     DepartmentBatchController(cases: departmentCases).register(on: routes)
     CasesController(identity: identity).register(on: routes)
+    ZGWNotificationsController(identity: identity, jobs: process.jobs).register(on: routes)
     return APIRouter(router: router, catalog: routes.catalog, identity: identity)
 }
 

@@ -42,7 +42,7 @@ struct DepartmentClient: Sendable {
     /// GETs `url` from `connector`'s department. Throws ``SyncError`` for a refused URL, a transport failure, or an
     /// answer that is too large; any status comes back as an ``Answer``.
     func get(_ url: URL, from connector: Connector, headers: HTTPHeaders = [:], logger: Logger) async throws -> Answer {
-        guard connector.settings.roots.contains(where: { Self.isURL(url, under: $0) }) else {
+        guard connector.settings.roots.contains(where: { SyncURLs.isURL(url, under: $0) }) else {
             logger.warning(
                 "security event",
                 metadata: [
@@ -73,27 +73,6 @@ struct DepartmentClient: Sendable {
             throw SyncError.unreachable(LoggableError.describe(error))
         }
     }
-
-    /// Whether `url` is `root` or below it: the same scheme, host and port, a path that starts with the root's
-    /// (segment by segment), and nothing that could change that meaning (user info, `..` or `.` segments, an escaped
-    /// slash). Host names are compared as given, without resolving them.
-    static func isURL(_ url: URL, under root: URL) -> Bool {
-        guard let target = URLComponents(url: url, resolvingAgainstBaseURL: false),
-            let base = URLComponents(url: root, resolvingAgainstBaseURL: false),
-            let scheme = target.scheme?.lowercased(), ["http", "https"].contains(scheme), scheme == base.scheme?.lowercased(),
-            let host = target.host?.lowercased(), host == base.host?.lowercased(),
-            target.user == nil, target.password == nil,
-            (target.port ?? Self.defaultPort(scheme)) == (base.port ?? Self.defaultPort(scheme))
-        else { return false }
-        let path = target.percentEncodedPath
-        if path.lowercased().contains("%2f") || path.contains("%2e") || path.contains("%2E") { return false }
-        let segments = path.split(separator: "/", omittingEmptySubsequences: false)
-        if segments.contains(where: { $0 == ".." || $0 == "." }) { return false }
-        let prefix = base.percentEncodedPath.hasSuffix("/") ? base.percentEncodedPath : base.percentEncodedPath + "/"
-        return path == base.percentEncodedPath || path.hasPrefix(prefix) || (path + "/") == prefix
-    }
-
-    private static func defaultPort(_ scheme: String) -> Int { scheme == "https" ? 443 : 80 }
 }
 
 /// Why a sync step failed.

@@ -13,12 +13,15 @@ struct SyncSettings: Sendable {
     var pageSize: Int = 500
     /// How often every connector's schedule job is checked for (and started again if it died).
     var repairInterval: Duration = .seconds(300)
+    /// `PORTAL_SYNC_ZGW_LOOKBACK_DAYS`: ZGW reconciliation looks at zaken started this long ago or later.
+    var lookback: Duration = .seconds(90 * 86400)
 
     init() {}
 
     init(_ environment: EnvironmentReader) throws(ConfigurationError) {
         self.requestTimeout = try environment.seconds("PORTAL_SYNC_REQUEST_TIMEOUT_SECONDS", default: .seconds(30), in: 1...600)
         self.pageSize = try environment.integer("PORTAL_SYNC_PAGE_SIZE", default: 500, in: 1...1000)
+        self.lookback = .seconds(try environment.integer("PORTAL_SYNC_ZGW_LOOKBACK_DAYS", default: 90, in: 1...3650) * 86400)
     }
 }
 
@@ -32,6 +35,7 @@ func buildSyncWorker(_ process: PortalProcess, settings: SyncSettings) -> some A
     let client = DepartmentClient(http: http, gate: gate, timeout: settings.requestTimeout)
     var registry = JobRegistry()
     FeedPuller(client: client, database: process.database, jobs: process.jobs, pageSize: settings.pageSize).register(in: &registry)
+    ZGWSync(client: client, database: process.database, jobs: process.jobs, lookback: settings.lookback).register(in: &registry)
     let schedule = ScheduleRepair(database: process.database, jobs: process.jobs, interval: settings.repairInterval, logger: logger)
     return process.buildWorkerApplication(
         queues: [Queues.sync], registry: registry, services: [HTTPClientService(client: http), schedule])

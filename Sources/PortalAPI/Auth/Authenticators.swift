@@ -114,3 +114,28 @@ struct DepartmentAuthenticator: RouterMiddleware {
         return try await next(request, context)
     }
 }
+
+/// Lets through only Open Notificaties delivering to a ZGW department's abonnement: the `Authorization` value is
+/// the abonnement's `auth`, which `department connect-zgw` issued (`Bearer portal_zgw_...`).
+struct ZGWSubscriptionAuthenticator: RouterMiddleware {
+    typealias Context = APIRequestContext
+    let identity: IdentityServices
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let authorization = request.headers[.authorization] else { throw Problem.unauthorized() }
+        let parts = authorization.split(separator: " ", maxSplits: 1)
+        let credential = parts.count == 2 && ["bearer", "token"].contains(parts[0].lowercased()) ? String(parts[1]) : authorization
+        guard
+            let department = try await ConnectorStore().department(
+                callbackCredential: credential, client: self.identity.database, logger: context.logger)
+        else {
+            self.identity.security.record(
+                "subscription-refused", reason: "no valid ZGW subscription credential", traceID: context.traceID, request: request)
+            throw Problem.unauthorized()
+        }
+        var context = context
+        context.caller = .department(department)
+        context.logger[metadataKey: "portal.department.id"] = "\(department.id)"
+        return try await next(request, context)
+    }
+}

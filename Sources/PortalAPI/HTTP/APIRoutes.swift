@@ -10,6 +10,8 @@ enum Access: String, Sendable, CaseIterable {
     case resident
     /// Departments only (API key).
     case department
+    /// A department's ZGW notification subscription (the credential `department connect-zgw` printed).
+    case zgwSubscription
 }
 
 /// One endpoint of the API, as registered.
@@ -30,12 +32,15 @@ struct APIRoutes {
     let catalog = RouteCatalog()
     private let residents: RouterGroup<ResidentRequestContext>
     private let departments: RouterGroup<DepartmentRequestContext>
+    private let subscriptions: RouterGroup<DepartmentRequestContext>
 
     init(router: Router<APIRequestContext>, identity: IdentityServices) {
         self.router = router
         self.residents = router.group().add(middleware: ResidentAuthenticator(identity: identity))
             .group(context: ResidentRequestContext.self)
         self.departments = router.group().add(middleware: DepartmentAuthenticator(identity: identity))
+            .group(context: DepartmentRequestContext.self)
+        self.subscriptions = router.group().add(middleware: ZGWSubscriptionAuthenticator(identity: identity))
             .group(context: DepartmentRequestContext.self)
     }
 
@@ -64,6 +69,17 @@ struct APIRoutes {
     ) {
         self.catalog.add(Route(method: method, path: path, access: .department))
         self.departments.on(RouterPath(path), method: method, use: handler)
+    }
+}
+
+extension APIRoutes {
+    func zgwSubscription<Output: ResponseGenerator>(
+        _ method: HTTPRequest.Method,
+        _ path: String,
+        _ handler: @escaping @Sendable (Request, DepartmentRequestContext) async throws -> Output
+    ) {
+        self.catalog.add(Route(method: method, path: path, access: .zgwSubscription))
+        self.subscriptions.on(RouterPath(path), method: method, use: handler)
     }
 }
 

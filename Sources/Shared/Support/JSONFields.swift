@@ -271,6 +271,22 @@ public struct JSONFields: Sendable {
         }
     }
 
+    /// Accepts fields this reader does not ask for, for bodies a third party shapes (a ZGW notification), where a
+    /// field added by a newer version must not make us refuse the rest.
+    public mutating func ignoreUnknownFields() {
+        self.known.formUnion(self.object.keys)
+    }
+
+    /// An absolute `http` or `https` URL.
+    public mutating func url(_ name: String, required: Bool = false) -> URL? {
+        guard let text = self.string(name, required: required, maxLength: 2000) else { return nil }
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme), url.host != nil else {
+            self.fail(name, "invalid", "Must be an absolute http or https URL.")
+            return nil
+        }
+        return url
+    }
+
     /// Records an error found while checking a field's value further.
     public mutating func fail(_ name: String, _ code: String, _ reason: String) {
         self.errors.append(FieldError(name: self.prefix + name, code: code, reason: reason))

@@ -92,11 +92,14 @@ public struct SyncStatus: Sendable, Codable {
 public enum ConnectorError: Error, Equatable, CustomStringConvertible {
     case unknownDepartment
     case noConnector
+    case weakSecret
 
     public var description: String {
         switch self {
         case .unknownDepartment: "there is no active department with this id"
         case .noConnector: "this department has no connector: connect it first (department connect-feed or connect-zgw)"
+        case .weakSecret:
+            "a ZGW connector needs a client id and a secret of at least 32 bytes (HS256 keys shorter than the hash are refused)"
         }
     }
 }
@@ -109,6 +112,9 @@ public struct ConnectorStore: Sendable {
     /// the same transaction. For ZGW, returns a new callback credential for the Open Notificaties abonnement (shown
     /// once; only its hash is stored).
     public func connect(_ connector: Connector, jobs: JobQueue, client: PostgresClient, logger: Logger) async throws -> String? {
+        if connector.kind == .zgw, connector.clientID?.isEmpty != false || (connector.secret?.utf8.count ?? 0) < 32 {
+            throw ConnectorError.weakSecret
+        }
         let callback = connector.kind == .zgw ? SecretToken.generate(prefix: Self.callbackPrefix) : nil
         let settings = String(decoding: try JSONEncoder().encode(connector.settings), as: UTF8.self)
         try await client.transaction(logger: logger) { connection in
@@ -169,16 +175,18 @@ public struct ConnectorStore: Sendable {
         try await self.connectors(nil, on: connection, logger: logger)
     }
 
-    /// The ZGW department whose abonnement sends this `Authorization` value, if any.
-    public func department(callbackCredential: String, client: PostgresClient, logger: Logger) async throws -> UUID? {
+    /// The department whose ZGW abonnement sends this credential (the `Authorization` value, with or without a
+    /// `Bearer` or `Token` scheme in front), if it is active.
+    public func department(callbackCredential: String, client: PostgresClient, logger: Logger) async throws -> Department? {
         let rows = try await client.query(
             """
-            SELECT c.department_id FROM department_connectors c JOIN departments d ON d.id = c.department_id
+            SELECT d.id, d.name, d.created_at, d.revoked_at
+            FROM department_connectors c JOIN departments d ON d.id = c.department_id
             WHERE c.callback_hash = \(SecretToken.hash(callbackCredential)) AND c.kind = 'zgw' AND d.revoked_at IS NULL
             """,
             logger: logger
         )
-        return try await rows.decode(UUID.self).first { _ in true }
+        return try await DepartmentStore.decode(rows).first
     }
 
     /// Pauses or resumes the sync of a department. While paused, its jobs wait; nothing is lost.

@@ -42,4 +42,12 @@ public enum SyncJobs {
 
     /// Fetches one ZGW status with its case and applies it (unique key `zgw:<status URL>:<actie>`).
     public static let zgwStatus = JobKind<ZGWStatus>("sync.zgw.status", queue: Queues.sync, maxAttempts: 20)
+
+    /// The status job for `status`, a notification's `resourceUrl` or a status reconciliation found missing; one
+    /// per status at a time (unique key `zgw:<status URL>:create`).
+    public static func zgwStatusJob(department: UUID, status: URL, notifiedAt: Date?, traceID: String?) throws -> NewJob {
+        try NewJob(
+            Self.zgwStatus, payload: ZGWStatus(department: department, status: status, notifiedAt: notifiedAt),
+            uniqueKey: "zgw:\(status.absoluteString):create", traceID: traceID)
+    }
 }

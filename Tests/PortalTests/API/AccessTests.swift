@@ -19,6 +19,7 @@ struct AccessTests {
         case departmentA
         case departmentB
         case revokedDepartment
+        case zgwSubscription
         case garbage
 
         /// The access level this principal should pass.
@@ -26,6 +27,7 @@ struct AccessTests {
             switch self {
             case .residentSession, .businessToken: .resident
             case .departmentA, .departmentB: .department
+            case .zgwSubscription: .zgwSubscription
             case .nobody, .revokedDepartment, .garbage: nil
             }
         }
@@ -42,6 +44,15 @@ struct AccessTests {
             let revoked = try await departments.add(name: "Opgeheven", client: client, logger: logger)
             _ = try await departments.revoke(revoked.department.id, client: client, logger: logger)
             let businessToken = try await #require(api.broker).accessToken(["kvk": .string("12345678"), "bsn": .null])
+            let zgw = try await departments.add(name: "Vergunningen", client: client, logger: logger)
+            let subscription = try #require(
+                try await ConnectorStore().connect(
+                    Connector(
+                        departmentID: zgw.department.id, kind: .zgw,
+                        settings: .init(
+                            zaken: URL(string: "https://zaken.test/api/v1/")!, catalogi: URL(string: "https://catalogi.test/api/v1/")!),
+                        clientID: "portal", secret: String(repeating: "s", count: 32)),
+                    jobs: api.database.jobs, client: client, logger: logger))
 
             let routes = api.catalog.routes
             #expect(routes.count >= 9)
@@ -58,6 +69,7 @@ struct AccessTests {
                     case .departmentA: headers[.authorization] = "Bearer \(keyA)"
                     case .departmentB: headers[.authorization] = "Bearer \(keyB)"
                     case .revokedDepartment: headers[.authorization] = "Bearer \(revoked.apiKey)"
+                    case .zgwSubscription: headers[.authorization] = "Bearer \(subscription)"
                     case .garbage: headers[.authorization] = "Bearer nonsense"
                     }
                     let path = route.path.replacingOccurrences(of: #"\{[^}]+\}"#, with: UUID().uuidString, options: .regularExpression)
@@ -67,7 +79,7 @@ struct AccessTests {
                     switch route.access {
                     case .open:
                         #expect(status != .unauthorized && status != .forbidden, "\(route) as \(principal): \(status)")
-                    case .resident, .department:
+                    case .resident, .department, .zgwSubscription:
                         if principal.access == route.access {
                             #expect(status != .unauthorized && status != .forbidden, "\(route) as \(principal): \(status)")
                         } else {
@@ -177,6 +189,7 @@ struct AccessTests {
         let schemes = requirements.flatMap { requirement -> [String] in
             if case .object(let fields) = requirement { Array(fields.keys) } else { [] }
         }
+        if schemes.contains("zgwSubscription") { return .zgwSubscription }
         return schemes.contains("departmentKey") ? .department : .resident
     }
 }

@@ -1,15 +1,19 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import JWTKit
 import Logging
 import NIOCore
 import Synchronization
 
 @testable import Shared
+@testable import SyncWorker
 
-/// A department's own case system, as the sync worker meets it: a change feed (docs/FEED.md) on a free loopback
-/// port, which a test fills with changes and can make slow, failing, or answer with garbage. It records every
-/// request it gets, so a test can check what the sync worker asked for and with which credentials.
+/// A department's own case system, as the sync worker meets it, on a free loopback port: a change feed
+/// (docs/FEED.md), and a ZGW zaaksysteem (the Zaken and Catalogi resources the sync worker reads, with bodies shaped
+/// like the examples in the VNG OpenAPI specifications, paginated, checking our JWT and `Accept-Crs` as Open Zaak
+/// does). A test fills it, and can make it slow, failing, or answer with garbage. It records every request it gets,
+/// so a test can check what the sync worker asked for and with which credentials.
 final class DepartmentSimulator: Sendable {
     enum Behaviour: Sendable, Equatable {
         case normal
@@ -31,7 +35,19 @@ final class DepartmentSimulator: Sendable {
         var changes: [String] = []
         var behaviour: Behaviour = .normal
         var requests: [Request] = []
+        /// ZGW resources by path.
+        var resources: [String: JSONValue] = [:]
+        /// The order zaken were added in, for the list.
+        var zaken: [String] = []
+        /// Rollen by zaak URL, statustypen by zaaktype URL.
+        var rollen: [String: [JSONValue]] = [:]
+        var statustypen: [String: [JSONValue]] = [:]
+        var zgwCount = 0
     }
+
+    /// The secret our JWTs must be signed with, and the client id they must carry.
+    static let zgwSecret = "zgw-test-secret-of-at-least-32-bytes"
+    static let zgwClientID = "mijn-gemeente"
 
     let port: Int
     private let state = Mutex(State())
@@ -47,6 +63,11 @@ final class DepartmentSimulator: Sendable {
         let holder = Mutex<DepartmentSimulator?>(nil)
         let router = Router()
         router.get("/feed/changes") { request, _ in try await holder.withLock { $0! }.changes(request) }
+        router.get("/zaken/api/v1/zaken") { request, _ in try await holder.withLock { $0! }.zgw(request, list: .zaken) }
+        router.get("/zaken/api/v1/rollen") { request, _ in try await holder.withLock { $0! }.zgw(request, list: .rollen) }
+        router.get("/catalogi/api/v1/statustypen") { request, _ in try await holder.withLock { $0! }.zgw(request, list: .statustypen) }
+        router.get("/zaken/api/v1/{kind}/{id}") { request, _ in try await holder.withLock { $0! }.zgw(request, list: nil) }
+        router.get("/catalogi/api/v1/{kind}/{id}") { request, _ in try await holder.withLock { $0! }.zgw(request, list: nil) }
         let application = Application(
             router: router,
             configuration: .init(address: .hostname("127.0.0.1", port: 0)),
@@ -95,6 +116,175 @@ final class DepartmentSimulator: Sendable {
         let limit = Int(query["limit"] ?? "100") ?? 100
         let page = changes.dropFirst(after).prefix(limit)
         return Self.json(#"{"changes": [\#(page.joined(separator: ","))], "next": "\#(after + page.count)"}"#)
+    }
+
+    // MARK: ZGW
+
+    var base: String { "http://127.0.0.1:\(self.port)" }
+    var zakenRoot: URL { URL(string: "\(self.base)/zaken/api/v1/")! }
+    var catalogiRoot: URL { URL(string: "\(self.base)/catalogi/api/v1/")! }
+
+    /// Defines a zaaktype with three statustypen (the middle one does not inform); returns its URL.
+    @discardableResult
+    func addZaaktype(_ identificatie: String = "OMGVERG", extern: Bool = true) -> String {
+        self.state.withLock { state in
+            state.zgwCount += 1
+            let id = "\(state.zgwCount)0000000-0000-4000-8000-000000000000"
+            let url = "\(self.base)/catalogi/api/v1/zaaktypen/\(id)"
+            let steps: [(String, String, Bool, Bool)] = [
+                ("Ontvangen", "Wij hebben uw aanvraag ontvangen.", true, false),
+                ("In behandeling", "", false, false),
+                ("Besluit genomen", "Er is een besluit genomen over uw aanvraag.", true, true),
+            ]
+            var statustypen: [JSONValue] = []
+            for (index, (omschrijving, tekst, informeren, eind)) in steps.enumerated() {
+                let statustype = "\(self.base)/catalogi/api/v1/statustypen/\(id.prefix(8))-0000-4000-8000-00000000000\(index + 1)"
+                let body: JSONValue = .object([
+                    "url": .string(statustype), "omschrijving": .string(omschrijving), "omschrijvingGeneriek": .string(""),
+                    "statustekst": .string(tekst), "zaaktype": .string(url), "volgnummer": .number(Double(index + 1)),
+                    "isEindstatus": .bool(eind), "informeren": .bool(informeren),
+                ])
+                state.resources[URL(string: statustype)!.path] = body
+                statustypen.append(body)
+            }
+            state.resources[URL(string: url)!.path] = .object([
+                "url": .string(url), "identificatie": .string(identificatie), "omschrijving": .string("Omgevingsvergunning"),
+                "vertrouwelijkheidaanduiding": .string("openbaar"), "doel": .string("Een vergunning verlenen."),
+                "aanleiding": .string("Een aanvraag."), "indicatieInternOfExtern": .string(extern ? "extern" : "intern"),
+                "handelingInitiator": .string("aanvragen"), "onderwerp": .string("Omgevingsvergunning"),
+                "handelingBehandelaar": .string("behandelen"), "doorlooptijd": .string("P56D"), "servicenorm": .null,
+                "opschortingEnAanhoudingMogelijk": .bool(false), "verlengingMogelijk": .bool(true),
+                "statustypen": .array(statustypen.compactMap { if case .object(let fields) = $0 { fields["url"] } else { nil } }),
+                "catalogus": .string("\(self.base)/catalogi/api/v1/catalogussen/1"),
+            ])
+            state.statustypen[url] = statustypen
+            return url
+        }
+    }
+
+    /// Adds a zaak of `zaaktype` for the person with `bsn` (or a company with `kvk`); returns its URL.
+    @discardableResult
+    func addZaak(
+        _ identificatie: String, zaaktype: String, bsn: String? = nil, kvk: String? = nil, confidentiality: String = "openbaar"
+    ) -> String {
+        self.state.withLock { state in
+            state.zgwCount += 1
+            let id = UUID().uuidString.lowercased()
+            let url = "\(self.base)/zaken/api/v1/zaken/\(id)"
+            state.resources[URL(string: url)!.path] = .object([
+                "url": .string(url), "uuid": .string(id), "identificatie": .string(identificatie), "bronorganisatie": .string("002220647"),
+                "omschrijving": .string("Aanvraag omgevingsvergunning dakkapel"), "toelichting": .string(""),
+                "zaaktype": .string(zaaktype), "registratiedatum": .string("2026-11-02"),
+                "verantwoordelijkeOrganisatie": .string("002220647"),
+                "startdatum": .string("2026-11-02"), "einddatum": .null, "einddatumGepland": .null,
+                "uiterlijkeEinddatumAfdoening": .string("2026-12-28"), "publicatiedatum": .null, "communicatiekanaal": .string(""),
+                "productenOfDiensten": .array([]), "vertrouwelijkheidaanduiding": .string(confidentiality),
+                "betalingsindicatie": .string(""), "zaakgeometrie": .null, "status": .null, "archiefnominatie": .null,
+            ])
+            state.zaken.append(URL(string: url)!.path)
+            var identification: [String: JSONValue] = [:]
+            if let bsn {
+                identification = [
+                    "inpBsn": .string(bsn), "anpIdentificatie": .string(""), "inpA_nummer": .string(""),
+                    "geslachtsnaam": .string("Jansen"), "voorvoegselGeslachtsnaam": .string(""), "voorletters": .string("J"),
+                    "voornamen": .string("Jan"), "geslachtsaanduiding": .string("m"), "geboortedatum": .string("1980-01-01"),
+                ]
+            } else if let kvk {
+                identification = ["innNnpId": .string(""), "kvkNummer": .string(kvk), "statutaireNaam": .string("Bakkerij BV")]
+            }
+            state.rollen[url] = [
+                .object([
+                    "url": .string("\(self.base)/zaken/api/v1/rollen/\(UUID().uuidString.lowercased())"), "zaak": .string(url),
+                    "betrokkene": .string(""), "betrokkeneType": .string(bsn != nil ? "natuurlijk_persoon" : "niet_natuurlijk_persoon"),
+                    "roltype": .string("\(self.base)/catalogi/api/v1/roltypen/1"), "omschrijving": .string("Aanvrager"),
+                    "omschrijvingGeneriek": .string("initiator"), "roltoelichting": .string(""),
+                    "registratiedatum": .string("2026-11-02T09:00:00Z"), "indicatieMachtiging": .string(""),
+                    "betrokkeneIdentificatie": .object(identification),
+                ])
+            ]
+            return url
+        }
+    }
+
+    /// Sets a new status (the `step`-th statustype, 1-based) on a zaak; returns the status's URL.
+    @discardableResult
+    func setStatus(_ zaak: String, step: Int, at: String) -> String {
+        self.state.withLock { state in
+            let path = URL(string: zaak)!.path
+            guard case .object(var fields)? = state.resources[path], let zaaktype = fields["zaaktype"]?.stringValue,
+                let types = state.statustypen[zaaktype], case .object(let type) = types[step - 1]
+            else { return "" }
+            let id = UUID().uuidString.lowercased()
+            let url = "\(self.base)/zaken/api/v1/statussen/\(id)"
+            state.resources[URL(string: url)!.path] = .object([
+                "url": .string(url), "uuid": .string(id), "zaak": .string(zaak), "statustype": type["url"] ?? .null,
+                "datumStatusGezet": .string(at), "statustoelichting": .string("Intern: dossier compleet."),
+                "indicatieLaatstGezetteStatus": .bool(true),
+            ])
+            fields["status"] = .string(url)
+            state.resources[path] = .object(fields)
+            return url
+        }
+    }
+
+    /// The notification Open Notificaties would deliver for a new status.
+    func notification(status: String, zaak: String) -> String {
+        #"{"kanaal": "zaken", "hoofdObject": "\#(zaak)", "resource": "status", "resourceUrl": "\#(status)", "actie": "create", "aanmaakdatum": "2026-11-03T10:00:01Z", "kenmerken": {"bronorganisatie": "002220647", "zaaktype": "x", "vertrouwelijkheidaanduiding": "openbaar"}}"#
+    }
+
+    private enum List { case zaken, rollen, statustypen }
+
+    /// A ZGW resource or list, after the checks Open Zaak makes: a valid JWT (403), `Accept-Crs` on zaken (412).
+    private func zgw(_ request: Hummingbird.Request, list: List?) async throws -> Response {
+        let query = Dictionary(request.uri.queryParameters.map { (String($0.key), String($0.value)) }, uniquingKeysWith: { $1 })
+        let path = request.uri.path
+        let behaviour = self.state.withLock { state in
+            state.requests.append(Request(path: path, query: query, authorization: request.headers[.authorization]))
+            return state.behaviour
+        }
+        switch behaviour {
+        case .normal: break
+        case .failing: return Response(status: .internalServerError)
+        case .garbage: return Self.json("{\"results\": 42}")
+        case .slow(let delay): try await Task.sleep(for: delay)
+        }
+        let keys = JWTKeyCollection()
+        await keys.add(hmac: HMACKey(from: Self.zgwSecret), digestAlgorithm: .sha256)
+        let token = request.headers[.authorization].flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil } ?? ""
+        guard let claims = try? await keys.verify(token, as: ZGWClient.Claims.self), claims.client_id == Self.zgwClientID else {
+            return Response(status: .forbidden)
+        }
+        if path.hasPrefix("/zaken/api/v1/zaken"), request.headers[HTTPField.Name("Accept-Crs")!] != "EPSG:4326" {
+            return Response(status: .preconditionFailed)
+        }
+        return self.state.withLock { state in
+            let results: [JSONValue]
+            switch list {
+            case nil:
+                guard let resource = state.resources[path] else { return Response(status: .notFound) }
+                return Self.json(Self.encode(resource))
+            case .zaken: results = state.zaken.compactMap { state.resources[$0] }
+            case .rollen: results = state.rollen[query["zaak"] ?? ""] ?? []
+            case .statustypen: results = state.statustypen[query["zaaktype"] ?? ""] ?? []
+            }
+            // Two per page, so that every list is followed through `next`.
+            let page = Int(query["page"] ?? "1") ?? 1
+            let slice = Array(results.dropFirst((page - 1) * 2).prefix(2))
+            var next: JSONValue = .null
+            if page * 2 < results.count {
+                var components = URLComponents(string: self.base + path)!
+                components.queryItems =
+                    query.filter { $0.key != "page" }.map { URLQueryItem(name: $0.key, value: $0.value) }
+                    + [URLQueryItem(name: "page", value: "\(page + 1)")]
+                next = .string(components.url!.absoluteString)
+            }
+            return Self.json(
+                Self.encode(.object(["count": .number(Double(results.count)), "next": next, "previous": .null, "results": .array(slice)])))
+        }
+    }
+
+    private static func encode(_ value: JSONValue) -> String {
+        String(decoding: (try? JSONEncoder().encode(value)) ?? Data(), as: UTF8.self)
     }
 
     private static func json(_ text: String) -> Response {

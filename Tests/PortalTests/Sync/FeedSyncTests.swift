@@ -203,8 +203,8 @@ struct FeedSyncTests {
             "https://user@zaken.example.nl/zaken/api/v1/zaken", "https://127.0.0.1/zaken/api/v1/zaken",
             "https://zaken.example.nl/zaken/api/v1x", "file:///etc/passwd",
         ]
-        for url in allowed { #expect(DepartmentClient.isURL(URL(string: url)!, under: root), "\(url)") }
-        for url in refused { #expect(!DepartmentClient.isURL(URL(string: url)!, under: root), "\(url)") }
+        for url in allowed { #expect(SyncURLs.isURL(URL(string: url)!, under: root), "\(url)") }
+        for url in refused { #expect(!SyncURLs.isURL(URL(string: url)!, under: root), "\(url)") }
     }
 
     static func cursor(_ database: TestDatabase, _ department: UUID) async throws -> String? {

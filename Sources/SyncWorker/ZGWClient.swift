@@ -1,0 +1,146 @@
+import Foundation
+import JWTKit
+import Logging
+import NIOCore
+import NIOHTTP1
+import PostgresNIO
+import Shared
+
+/// Reading a ZGW zaaksysteem (the VNG Zaken and Catalogi APIs) for one connector: every request with a fresh
+/// HS256 JWT, `Accept-Crs` where the Zaken API wants it, pagination followed (under the connector's roots only,
+/// like every URL), answers decoded into the few fields we use.
+struct ZGWClient: Sendable {
+    let client: DepartmentClient
+    let connector: Connector
+    let logger: Logger
+
+    /// Who we are in the zaaksysteem's audit trail: a pseudonym for the portal, never a resident or a BSN.
+    static let userID = "mijn-gemeente-portaal"
+    static let userRepresentation = "Mijn Gemeente (portaal, synchronisatie)"
+
+    struct Claims: JWTPayload {
+        let iss: String
+        let iat: Int
+        let client_id: String
+        let user_id: String
+        let user_representation: String
+
+        func verify(using algorithm: some JWTAlgorithm) throws {}
+    }
+
+    /// `Authorization: Bearer <JWT>`, made per request: Open Zaak accepts a token for a limited time after `iat`.
+    func authorization() async throws -> String {
+        guard let clientID = self.connector.clientID, let secret = self.connector.secret, secret.utf8.count >= 32 else {
+            throw SyncError.malformed("the ZGW connector has no client id or a secret shorter than 32 bytes: connect it again")
+        }
+        let keys = JWTKeyCollection()
+        await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
+        let claims = Claims(
+            iss: clientID, iat: Int(Date().timeIntervalSince1970), client_id: clientID, user_id: Self.userID,
+            user_representation: Self.userRepresentation)
+        return "Bearer " + (try await keys.sign(claims))
+    }
+
+    /// GETs and decodes one resource. `crs`: send `Accept-Crs: EPSG:4326` (the Zaken API's `/zaken` endpoints
+    /// answer 412 without it).
+    func get<T: Decodable>(_ type: T.Type, _ url: URL, crs: Bool = false) async throws -> T {
+        var headers = HTTPHeaders()
+        headers.add(name: "Authorization", value: try await self.authorization())
+        if crs { headers.add(name: "Accept-Crs", value: "EPSG:4326") }
+        let answer = try await self.client.get(url, from: self.connector, headers: headers, logger: self.logger)
+        guard answer.status == .ok else { throw SyncError.status(answer.status, "GET \(url.path)") }
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(answer.body.readableBytesView))
+        } catch {
+            throw SyncError.malformed("\(T.self) at \(url.path): \(Self.describe(error))")
+        }
+    }
+
+    /// Every result of a paginated list, following `next` (each page's URL is checked like any other).
+    func all<T: Decodable & Sendable>(_ type: T.Type, _ url: URL, crs: Bool = false, maximumPages: Int = 1000) async throws -> [T] {
+        var results: [T] = []
+        var next: URL? = url
+        var pages = 0
+        while let page = next {
+            pages += 1
+            guard pages <= maximumPages else { throw SyncError.malformed("more than \(maximumPages) pages at \(url.path)") }
+            let list = try await self.get(ZGWPage<T>.self, page, crs: crs)
+            results += list.results
+            next = list.next
+        }
+        return results
+    }
+
+    /// A decoding error in a line, without the values it saw.
+    private static func describe(_ error: any Error) -> String {
+        guard let error = error as? DecodingError else { return "not JSON" }
+        switch error {
+        case .keyNotFound(let key, let context): return "missing \((context.codingPath + [key]).map(\.stringValue).joined(separator: "."))"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context):
+            return "wrong type at \(context.codingPath.map(\.stringValue).joined(separator: "."))"
+        case .dataCorrupted(let context):
+            return context.codingPath.isEmpty ? "not JSON" : "invalid at \(context.codingPath.map(\.stringValue).joined(separator: "."))"
+        @unknown default: return "undecodable"
+        }
+    }
+}
+
+// MARK: The resources, as far as we read them (VNG Zaken API 1.x and Catalogi API 1.x)
+
+struct ZGWPage<T: Decodable & Sendable>: Decodable, Sendable {
+    let next: URL?
+    let results: [T]
+}
+
+struct ZGWStatus: Decodable, Sendable {
+    let url: URL
+    let zaak: URL
+    let statustype: URL
+    let datumStatusGezet: String
+}
+
+struct ZGWZaak: Decodable, Sendable {
+    let url: URL
+    let identificatie: String
+    let omschrijving: String?
+    let zaaktype: URL
+    let registratiedatum: String?
+    let startdatum: String
+    let uiterlijkeEinddatumAfdoening: String?
+    let einddatumGepland: String?
+    let vertrouwelijkheidaanduiding: String
+    /// The zaak's current status.
+    let status: URL?
+}
+
+struct ZGWZaakType: Codable, Sendable {
+    let url: URL
+    let identificatie: String
+    let omschrijving: String
+    let indicatieInternOfExtern: String
+    /// ISO 8601, e.g. `P56D`.
+    let doorlooptijd: String?
+}
+
+struct ZGWStatusType: Codable, Sendable {
+    let url: URL
+    let omschrijving: String
+    /// The text meant for the initiator.
+    let statustekst: String?
+    let volgnummer: Int
+    let isEindstatus: Bool?
+    let informeren: Bool?
+}
+
+struct ZGWRol: Decodable, Sendable {
+    let betrokkeneType: String
+    let betrokkeneIdentificatie: Identificatie?
+
+    struct Identificatie: Decodable, Sendable {
+        /// `natuurlijk_persoon`.
+        let inpBsn: String?
+        /// `niet_natuurlijk_persoon`: the standard's id; Open Zaak also has an experimental `kvkNummer`.
+        let innNnpId: String?
+        let kvkNummer: String?
+    }
+}
