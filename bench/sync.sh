@@ -84,7 +84,7 @@ zgw=$("$bin/PortalAPI" department add --name Omgeving --json | python3 -c 'impor
 export BENCH_ZGW_SECRET=bench-zgw-secret-0123456789abcdef0123456789
 credential=$("$bin/PortalAPI" department connect-zgw --id "$zgw" --zaken "http://127.0.0.1:$sim_port/zaken/api/v1/" \
     --catalogi "http://127.0.0.1:$sim_port/catalogi/api/v1/" --client-id portal --secret-env BENCH_ZGW_SECRET \
-    --interval-seconds 3600 --max-per-second 1000 | tail -1)
+    --interval-seconds 3600 --max-per-second 1000 | tail -1 | sed 's/^Bearer //')
 log "lag: $notifications ZGW notifications at $rate/s"
 python3 - "$api_port" "$credential" "$sim_port" "$notifications" "$rate" >"$work/sent.csv" <<'PY'
 import datetime, http.client, json, sys, time

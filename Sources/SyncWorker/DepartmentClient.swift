@@ -54,24 +54,26 @@ struct DepartmentClient: Sendable {
             Counter(label: "portal_security_events_total", dimensions: [("event", "url-refused")]).increment()
             throw SyncError.refusedURL(url.host ?? "-")
         }
-        let permit = try await self.gate.admit(connector, lease: self.timeout + .seconds(5))
-        defer { Task { await self.gate.release(permit) } }
+        let permit = try await self.gate.admitWaiting(connector, lease: self.timeout + .seconds(5))
         var request = HTTPClientRequest(url: url.absoluteString)
         request.headers = headers
         request.headers.replaceOrAdd(name: "Accept", value: "application/json")
         let started = ContinuousClock.now
+        let result: Result<Answer, any Error>
         do {
             let response = try await self.http.execute(request, timeout: .seconds(Int64(self.timeout.seconds)), logger: logger)
             let body = try await response.body.collect(upTo: self.bodyLimit)
             Timer(label: "portal_sync_request_duration_seconds", dimensions: [("kind", connector.kind.rawValue)])
                 .recordNanoseconds((ContinuousClock.now - started).nanoseconds)
-            return Answer(status: response.status, body: body)
-        } catch let error as NIOTooManyBytesError {
-            _ = error
-            throw SyncError.tooLarge(self.bodyLimit)
+            result = .success(Answer(status: response.status, body: body))
+        } catch is NIOTooManyBytesError {
+            result = .failure(SyncError.tooLarge(self.bodyLimit))
         } catch {
-            throw SyncError.unreachable(LoggableError.describe(error))
+            // A stop (shutdown, a lost lease) is not the department's failure.
+            result = .failure(Task.isCancelled || error is CancellationError ? error : SyncError.unreachable(LoggableError.describe(error)))
         }
+        await self.gate.release(permit)
+        return try result.get()
     }
 }
 
@@ -82,6 +84,16 @@ enum SyncError: Error, CustomStringConvertible {
     case tooLarge(Int)
     case status(HTTPResponseStatus, String)
     case malformed(String)
+
+    /// Whether trying again later can help: a transport failure, a 5xx, 408 or 429. Anything else (another 4xx, a
+    /// malformed answer, a refused URL) is about this one item, not the department's health.
+    var isTransient: Bool {
+        switch self {
+        case .unreachable, .tooLarge: true
+        case .status(let status, _): status.code >= 500 || status.code == 408 || status.code == 429
+        case .refusedURL, .malformed: false
+        }
+    }
 
     var description: String {
         switch self {

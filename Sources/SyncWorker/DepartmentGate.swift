@@ -19,6 +19,22 @@ struct DepartmentGate: Sendable {
     struct Permit: Sendable {
         let departmentID: UUID
         let slot: Int
+        let holder: UUID
+    }
+
+    /// Waits up to this long inside a request for a token or a slot; a longer wait snoozes the job instead, so a
+    /// job's later requests do not start it over for every short wait.
+    static let longestInlineWait: Duration = .seconds(2)
+
+    /// ``admit(_:lease:)``, waiting out short waits in place.
+    func admitWaiting(_ connector: Connector, lease: Duration) async throws -> Permit {
+        while true {
+            do {
+                return try await self.admit(connector, lease: lease)
+            } catch let snooze as JobSnooze where snooze.delay <= Self.longestInlineWait {
+                try await Task.sleep(for: snooze.delay)
+            }
+        }
     }
 
     /// Takes a request slot and a token for `connector`'s department, or throws ``JobSnooze``. The slot's lease lasts
@@ -46,9 +62,11 @@ struct DepartmentGate: Sendable {
             if available < 1 {
                 return .failure(JobSnooze(for: .milliseconds(Int64((1 - available) / connector.maxPerSecond * 1000) + 1)))
             }
+            let holder = UUID()
             let slots = try await connection.query(
                 """
-                UPDATE department_request_slots SET lease_until = clock_timestamp() + \(lease.seconds) * interval '1 second'
+                UPDATE department_request_slots
+                SET lease_until = clock_timestamp() + \(lease.seconds) * interval '1 second', holder = \(holder)
                 WHERE (department_id, slot) = (
                     SELECT department_id, slot FROM department_request_slots
                     WHERE department_id = \(id) AND lease_until < clock_timestamp()
@@ -65,7 +83,7 @@ struct DepartmentGate: Sendable {
                 "UPDATE department_sync SET tokens = \(available - 1), tokens_at = clock_timestamp() WHERE department_id = \(id)",
                 logger: self.logger
             )
-            return .success(Permit(departmentID: id, slot: slot))
+            return .success(Permit(departmentID: id, slot: slot, holder: holder))
         }
         return try outcome.get()
     }
@@ -74,8 +92,8 @@ struct DepartmentGate: Sendable {
         do {
             try await self.client.query(
                 """
-                UPDATE department_request_slots SET lease_until = '-infinity'
-                WHERE department_id = \(permit.departmentID) AND slot = \(permit.slot)
+                UPDATE department_request_slots SET lease_until = '-infinity', holder = NULL
+                WHERE department_id = \(permit.departmentID) AND slot = \(permit.slot) AND holder = \(permit.holder)
                 """,
                 logger: self.logger
             )

@@ -72,35 +72,41 @@ struct FeedPuller: Sendable {
         guard answer.status == .ok else { throw SyncError.status(answer.status, "GET \(url.path)") }
         let page = try Self.readPage(answer.body, limit: self.pageSize)
 
-        let result = try await self.database.transaction(logger: logger) { connection -> (applied: Int, refused: Int)? in
-            // Only the run that still sees the cursor it fetched from may apply this page.
-            let current = try await connection.query(
-                "SELECT cursor FROM department_sync WHERE department_id = \(department) FOR UPDATE", logger: logger
-            ).decode(String?.self).first { _ in true }
-            guard let current, current == cursor else { return nil }
-            let (applied, refusals) = try await self.apply(page, departmentID: department, traceID: traceID, on: connection, logger: logger)
-            for refusal in refusals {
-                try await connection.query(
+        let result: (applied: Int, refused: Int)?
+        do {
+            result = try await self.database.transaction(logger: logger) { connection -> (applied: Int, refused: Int) in
+                let (applied, refusals) = try await self.apply(
+                    page, departmentID: department, traceID: traceID, on: connection, logger: logger)
+                for refusal in refusals {
+                    try await connection.query(
+                        """
+                        INSERT INTO sync_refusals (department_id, reference, reason)
+                        VALUES (\(department), \(refusal.reference), \(refusal.reason))
+                        """,
+                        logger: logger
+                    )
+                }
+                // Last, so the row is locked only for the commit: the page counts only if the cursor is still the one
+                // it was fetched from. Another worker that applied it first moved the cursor, and this whole
+                // transaction is rolled back.
+                let full = page.changes.count >= self.pageSize
+                let moved = try await connection.query(
                     """
-                    INSERT INTO sync_refusals (department_id, reference, reason)
-                    VALUES (\(department), \(refusal.reference), \(refusal.reason))
+                    UPDATE department_sync
+                    SET cursor = \(page.next), changes_applied = changes_applied + \(applied),
+                        changes_refused = changes_refused + \(refusals.count),
+                        behind_since = CASE WHEN \(full) THEN coalesce(behind_since, now()) END,
+                        last_success_at = now(), consecutive_failures = 0, open_until = NULL
+                    WHERE department_id = \(department) AND cursor IS NOT DISTINCT FROM \(cursor)
+                    RETURNING 1
                     """,
                     logger: logger
-                )
+                ).collect()
+                guard moved.count == 1 else { throw StalePage() }
+                return (applied, refusals.count)
             }
-            let full = page.changes.count >= self.pageSize
-            try await connection.query(
-                """
-                UPDATE department_sync
-                SET cursor = \(page.next), changes_applied = changes_applied + \(applied),
-                    changes_refused = changes_refused + \(refusals.count),
-                    behind_since = CASE WHEN \(full) THEN coalesce(behind_since, now()) END
-                WHERE department_id = \(department)
-                """,
-                logger: logger
-            )
-            try await self.client.gate.succeeded(department, on: connection)
-            return (applied, refusals.count)
+        } catch is StalePage {
+            result = nil
         }
         guard let result else {
             logger.info("another worker applied this page first; reading on from its cursor")
@@ -116,6 +122,9 @@ struct FeedPuller: Sendable {
         }
         return page.changes.count >= self.pageSize
     }
+
+    /// The page was applied by another worker meanwhile.
+    private struct StalePage: Error {}
 
     struct Refusal {
         let reference: String?
@@ -137,7 +146,9 @@ struct FeedPuller: Sendable {
                     let name = error.name == prefix ? "(the change itself)" : String(error.name.dropFirst(prefix.count + 1))
                     return "\(name): \(error.code)"
                 }
-                refusals.append((position, Refusal(reference: reference, reason: "invalid change: \(reason.joined(separator: ", "))")))
+                // The reference only when it is one: an invalid "reference" could be anything, a BSN or a name.
+                let valid = reference.flatMap { CaseCodes.isReference($0) ? $0 : nil }
+                refusals.append((position, Refusal(reference: valid, reason: "invalid change: \(reason.joined(separator: ", "))")))
                 continue
             }
             items.append((position, item))
@@ -152,7 +163,8 @@ struct FeedPuller: Sendable {
             }
         }
         var applied = 0
-        for chunk in CaseChange.chunks(changes, size: 100, reference: \.change.reference) {
+        // As few runs as the page allows: apply() is set-based, so one run of 500 costs about what one of 100 does.
+        for chunk in CaseChange.chunks(changes, size: changes.count, reference: \.change.reference) {
             let outcomes = try await CaseStore().apply(
                 chunk.map(\.change), departmentID: departmentID, jobs: self.jobs, traceID: traceID, on: connection, logger: logger)
             for ((position, change), outcome) in zip(chunk, outcomes) {

@@ -36,7 +36,8 @@ struct ZGWClient: Sendable {
         let keys = JWTKeyCollection()
         await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
         let claims = Claims(
-            iss: clientID, iat: Int(Date().timeIntervalSince1970), client_id: clientID, user_id: Self.userID,
+            // A few seconds back: Open Zaak refuses an `iat` in its future, without leeway, and clocks differ a little.
+            iss: clientID, iat: Int(Date().timeIntervalSince1970) - 5, client_id: clientID, user_id: Self.userID,
             user_representation: Self.userRepresentation)
         return "Bearer " + (try await keys.sign(claims))
     }
@@ -139,8 +140,7 @@ struct ZGWRol: Decodable, Sendable {
     struct Identificatie: Decodable, Sendable {
         /// `natuurlijk_persoon`.
         let inpBsn: String?
-        /// `niet_natuurlijk_persoon`: the standard's id; Open Zaak also has an experimental `kvkNummer`.
-        let innNnpId: String?
+        /// `niet_natuurlijk_persoon`: Open Zaak's `kvkNummer` (the standard's `innNnpId` is an RSIN, not a KvK number).
         let kvkNummer: String?
     }
 }

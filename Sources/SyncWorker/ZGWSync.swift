@@ -31,33 +31,53 @@ struct ZGWSync: Sendable {
         logger[metadataKey: "portal.department.id"] = "\(payload.department)"
         guard let connector = try await self.connector(payload.department, logger: logger) else { return }
         let zgw = ZGWClient(client: self.client, connector: connector, logger: logger)
-        let change: CaseChange?
+        let fetched: Fetched
         do {
-            change = try await self.fetchChange(payload.status, zgw: zgw, connector: connector, logger: logger)
-        } catch let error as SyncError {
+            fetched = try await self.fetchChange(payload.status, zgw: zgw, connector: connector, logger: logger)
+        } catch let error as SyncError where error.isTransient {
             throw try await self.failed(payload.department, error, logger: logger)
-        }
-        guard let change else {
-            // Not for residents (intern, too confidential, no initiator we can identify): done, nothing to apply.
-            try await self.database.withConnection { try await self.client.gate.succeeded(payload.department, on: $0) }
+        } catch let error as SyncError {
+            // About this status only (a 404, a malformed answer, a refused URL): recorded, and the department is fine.
+            logger.warning("a ZGW status cannot be read; it is left out", metadata: ["error": "\(error)"])
+            try await self.database.transaction(logger: logger) { connection in
+                try await self.refuse(payload.department, reference: nil, reason: error.description, on: connection, logger: logger)
+                try await self.client.gate.succeeded(payload.department, on: connection)
+            }
             return
         }
+        let change: CaseChange
+        switch fetched {
+        case .skipped(let reason):
+            // Not for residents: remembered, so reconciliation does not fetch it again.
+            try await self.database.transaction(logger: logger) { connection in
+                try await connection.query(
+                    """
+                    INSERT INTO zgw_skipped (department_id, status_url, reason) VALUES (\(payload.department), \(payload.status.absoluteString), \(reason))
+                    ON CONFLICT DO NOTHING
+                    """,
+                    logger: logger
+                )
+                try await self.client.gate.succeeded(payload.department, on: connection)
+            }
+            return
+        case .change(let found): change = found
+        }
         let outcome = try await self.database.transaction(logger: logger) { connection in
-            try await self.client.gate.succeeded(payload.department, on: connection)
-            return try await CaseStore().apply(
+            let outcome = try await CaseStore().apply(
                 [change], departmentID: payload.department, jobs: self.jobs, traceID: context.job.traceID, on: connection,
                 logger: logger
             ).first
+            if case .refused(let error)? = outcome {
+                try await self.refuse(
+                    payload.department, reference: change.reference, reason: error.description, on: connection, logger: logger)
+            }
+            // Last: the department's row is locked only for the commit.
+            try await self.client.gate.succeeded(payload.department, on: connection)
+            return outcome
         }
         let department = ("department", "\(payload.department)")
         if case .refused(let error)? = outcome {
             Counter(label: "portal_sync_changes_total", dimensions: [department, ("outcome", "refused")]).increment()
-            try await self.database.query(
-                """
-                INSERT INTO sync_refusals (department_id, reference, reason) VALUES (\(payload.department), \(change.reference), \(error.description))
-                """,
-                logger: logger
-            )
             logger.warning("a ZGW status could not be applied", metadata: ["error": "\(error)"])
             return
         }
@@ -68,27 +88,30 @@ struct ZGWSync: Sendable {
         }
     }
 
-    /// The case change for one status, or nil when the zaak is not for residents to see.
-    func fetchChange(_ statusURL: URL, zgw: ZGWClient, connector: Connector, logger: Logger) async throws -> CaseChange? {
+    enum Fetched {
+        case change(CaseChange)
+        /// The zaak is not for residents to see, for this reason.
+        case skipped(String)
+    }
+
+    /// The case change for one status, or why the zaak is not for residents to see.
+    func fetchChange(_ statusURL: URL, zgw: ZGWClient, connector: Connector, logger: Logger) async throws -> Fetched {
         let status = try await zgw.get(ZGWStatus.self, statusURL)
         let zaak = try await zgw.get(ZGWZaak.self, status.zaak, crs: true)
-        let (zaaktype, statustypen) = try await self.types(zaak.zaaktype, zgw: zgw, logger: logger)
-        guard zaaktype.indicatieInternOfExtern == "extern" else {
-            self.skip("intern", logger: logger)
-            return nil
+        var (zaaktype, statustypen) = try await self.types(zaak.zaaktype, zgw: zgw, fresh: false, logger: logger)
+        if !statustypen.contains(where: { $0.url == status.statustype }) {
+            // A statustype added since the zaaktype was cached.
+            (zaaktype, statustypen) = try await self.types(zaak.zaaktype, zgw: zgw, fresh: true, logger: logger)
         }
-        guard ZGWConfidentiality.allows(zaak.vertrouwelijkheidaanduiding, maximum: connector.settings.maxConfidentiality ?? "openbaar")
-        else {
-            self.skip("confidential", logger: logger)
-            return nil
+        guard zaaktype.indicatieInternOfExtern == "extern" else { return self.skip("intern", logger: logger) }
+        let maximum = connector.settings.maxConfidentiality ?? "openbaar"
+        guard ZGWConfidentiality.allows(zaak.vertrouwelijkheidaanduiding, maximum: maximum) else {
+            return self.skip("confidential", logger: logger)
         }
         guard let statustype = statustypen.first(where: { $0.url == status.statustype }) else {
             throw SyncError.malformed("the status's statustype is not one of its zaaktype's")
         }
-        guard let subject = try await self.initiator(of: zaak, zgw: zgw) else {
-            self.skip("no-initiator", logger: logger)
-            return nil
-        }
+        guard let subject = try await self.initiator(of: zaak, zgw: zgw) else { return self.skip("no-initiator", logger: logger) }
         guard CaseCodes.isReference(zaak.identificatie) else {
             throw SyncError.malformed("the zaak's identificatie is not usable as a reference")
         }
@@ -112,7 +135,7 @@ struct ZGWSync: Sendable {
             // The zaaktype says whether to inform the initiator, also of the first status ("Ontvangen").
             informs: statustype.informeren
         )
-        return CaseChange(reference: zaak.identificatie, fields: .init(input, caseType: caseType), statuses: [event])
+        return .change(CaseChange(reference: zaak.identificatie, fields: .init(input, caseType: caseType), statuses: [event]))
     }
 
     /// The zaak's initiator as a subject: a BSN for a person, a KvK number for an organisation.
@@ -130,24 +153,34 @@ struct ZGWSync: Sendable {
             case "natuurlijk_persoon":
                 if let bsn = identification?.inpBsn, let subject = try? Subject(kind: .bsn, validating: bsn) { return subject }
             case "niet_natuurlijk_persoon":
-                for number in [identification?.kvkNummer, identification?.innNnpId].compactMap({ $0 }) {
-                    if let subject = try? Subject(kind: .kvk, validating: number) { return subject }
-                }
+                if let number = identification?.kvkNummer, let subject = try? Subject(kind: .kvk, validating: number) { return subject }
             default: continue
             }
         }
         return nil
     }
 
-    private func skip(_ reason: String, logger: Logger) {
+    private func skip(_ reason: String, logger: Logger) -> Fetched {
         Counter(label: "portal_sync_zgw_skipped_total", dimensions: [("reason", reason)]).increment()
         logger.info("a ZGW zaak is not shown to residents", metadata: ["portal.sync.reason": "\(reason)"])
+        return .skipped(reason)
+    }
+
+    private func refuse(
+        _ department: UUID, reference: String?, reason: String, on connection: PostgresConnection, logger: Logger
+    ) async throws {
+        try await connection.query(
+            "INSERT INTO sync_refusals (department_id, reference, reason) VALUES (\(department), \(reference), \(reason))",
+            logger: logger
+        )
+        try await connection.query(
+            "UPDATE department_sync SET changes_refused = changes_refused + 1 WHERE department_id = \(department)", logger: logger)
     }
 
     // MARK: Types
 
     /// The zaaktype and its statustypen, from the cache while fresh, else from the Catalogi API.
-    private func types(_ url: URL, zgw: ZGWClient, logger: Logger) async throws -> (ZGWZaakType, [ZGWStatusType]) {
+    private func types(_ url: URL, zgw: ZGWClient, fresh refetch: Bool, logger: Logger) async throws -> (ZGWZaakType, [ZGWStatusType]) {
         struct Cached: Codable {
             let zaaktype: ZGWZaakType
             let statustypen: [ZGWStatusType]
@@ -155,11 +188,12 @@ struct ZGWSync: Sendable {
         let fresh = try await self.database.query(
             """
             SELECT body::text FROM zgw_resources
-            WHERE url = \(url.absoluteString) AND fetched_at > now() - \(Self.typeLifetime.seconds) * interval '1 second'
+            WHERE department_id = \(zgw.connector.departmentID) AND url = \(url.absoluteString)
+              AND fetched_at > now() - \(Self.typeLifetime.seconds) * interval '1 second'
             """,
             logger: logger
         ).decode(String.self).first { _ in true }
-        if let fresh, let cached = try? JSONDecoder().decode(Cached.self, from: Data(fresh.utf8)) {
+        if !refetch, let fresh, let cached = try? JSONDecoder().decode(Cached.self, from: Data(fresh.utf8)) {
             return (cached.zaaktype, cached.statustypen)
         }
         let zaaktype = try await zgw.get(ZGWZaakType.self, url)
@@ -172,8 +206,8 @@ struct ZGWSync: Sendable {
         let body = String(decoding: try JSONEncoder().encode(Cached(zaaktype: zaaktype, statustypen: statustypen)), as: UTF8.self)
         try await self.database.query(
             """
-            INSERT INTO zgw_resources (url, department_id, body) VALUES (\(url.absoluteString), \(zgw.connector.departmentID), \(body)::jsonb)
-            ON CONFLICT (url) DO UPDATE SET body = excluded.body, fetched_at = now()
+            INSERT INTO zgw_resources (department_id, url, body) VALUES (\(zgw.connector.departmentID), \(url.absoluteString), \(body)::jsonb)
+            ON CONFLICT (department_id, url) DO UPDATE SET body = excluded.body, fetched_at = now()
             """,
             logger: logger
         )
@@ -267,19 +301,25 @@ struct ZGWSync: Sendable {
         do {
             current = try await zgw.all(ZGWZaak.self, url, crs: true).compactMap(\.status)
         } catch let error as SyncError {
+            // The list itself failing is the department's trouble, whatever the kind: back off and try again.
             throw try await self.failed(department, error, logger: logger)
         }
         let started = try await self.database.transaction(logger: logger) { connection in
-            try await self.client.gate.succeeded(department, on: connection)
+            let urls = current.map(\.absoluteString)
             let known = try await connection.query(
-                "SELECT event_id FROM status_events WHERE department_id = \(department) AND event_id = ANY(\(current.map(\.absoluteString)))",
+                """
+                SELECT event_id FROM status_events WHERE department_id = \(department) AND event_id = ANY(\(urls))
+                UNION ALL SELECT status_url FROM zgw_skipped WHERE department_id = \(department) AND status_url = ANY(\(urls))
+                """,
                 logger: logger
             ).decode(String.self).reduce(into: Set<String>()) { $0.insert($1) }
             let missing = current.filter { !known.contains($0.absoluteString) }
             let jobs = try missing.map {
                 try SyncJobs.zgwStatusJob(department: department, status: $0, notifiedAt: nil, traceID: context.job.traceID)
             }
-            return try await self.jobs.enqueue(jobs, on: connection).filter { $0.jobID != nil }.count
+            let started = try await self.jobs.enqueue(jobs, on: connection).filter { $0.jobID != nil }.count
+            try await self.client.gate.succeeded(department, on: connection)
+            return started
         }
         if started > 0 {
             logger.warning(

@@ -146,8 +146,8 @@ struct DepartmentCommand: AsyncParsableCommand {
         @Option(help: "The department's id.")
         var id: String
 
-        @Option(help: "Seconds between pulls (feed) or reconciliations (ZGW).")
-        var intervalSeconds: Int = 10
+        @Option(help: "Seconds between pulls (feed; default 10) or reconciliations (ZGW; default 300).")
+        var intervalSeconds: Int?
 
         @Option(help: "At most this many requests to the department at once, over all sync workers.")
         var maxConcurrent: Int = 4
@@ -157,7 +157,7 @@ struct DepartmentCommand: AsyncParsableCommand {
 
         func validate() throws {
             guard UUID(uuidString: self.id) != nil else { throw ValidationError("--id must be a department id (a UUID)") }
-            guard (1...86400).contains(self.intervalSeconds) else {
+            guard (1...86400).contains(self.intervalSeconds ?? 10) else {
                 throw ValidationError("--interval-seconds must be between 1 and 86400")
             }
             guard (1...100).contains(self.maxConcurrent) else { throw ValidationError("--max-concurrent must be between 1 and 100") }
@@ -169,7 +169,8 @@ struct DepartmentCommand: AsyncParsableCommand {
         func connector(_ kind: Connector.Kind, _ settings: Connector.Settings, clientID: String? = nil, secret: String?) -> Connector {
             Connector(
                 departmentID: UUID(uuidString: self.id)!, kind: kind, settings: settings, clientID: clientID, secret: secret,
-                interval: .seconds(self.intervalSeconds), maxConcurrent: self.maxConcurrent, maxPerSecond: self.maxPerSecond)
+                interval: .seconds(self.intervalSeconds ?? (kind == .feed ? 10 : 300)), maxConcurrent: self.maxConcurrent,
+                maxPerSecond: self.maxPerSecond)
         }
     }
 
@@ -214,7 +215,7 @@ struct DepartmentCommand: AsyncParsableCommand {
                 try await ConnectorStore().connect(
                     connector, jobs: JobQueue(client: client, logger: logger), client: client, logger: logger)
             }
-            Swift.print("department \(self.options.id) pulls its changes from \(self.url) every \(self.options.intervalSeconds) s")
+            Swift.print("department \(self.options.id) pulls its changes from \(self.url) every \(self.options.intervalSeconds ?? 10) s")
         }
     }
 
@@ -241,6 +242,9 @@ struct DepartmentCommand: AsyncParsableCommand {
         @Option(help: "The highest vertrouwelijkheidaanduiding of a case residents see.")
         var maxConfidentiality: String = "zaakvertrouwelijk"
 
+        @Flag(help: "Issue a new callback credential (the abonnement's auth must then be changed too).")
+        var rotateCredential = false
+
         func validate() throws {
             _ = try DepartmentCommand.url(self.zaken, "--zaken")
             _ = try DepartmentCommand.url(self.catalogi, "--catalogi")
@@ -257,12 +261,18 @@ struct DepartmentCommand: AsyncParsableCommand {
                 .zgw, settings, clientID: self.clientId, secret: try DepartmentCommand.secret(from: self.secretEnv))
             let credential = try await DepartmentCommand.withStore { _, client, logger in
                 try await ConnectorStore().connect(
-                    connector, jobs: JobQueue(client: client, logger: logger), client: client, logger: logger)
+                    connector, rotateCredential: self.rotateCredential, jobs: JobQueue(client: client, logger: logger), client: client,
+                    logger: logger)
             }
-            Swift.print("department \(self.options.id) follows its zaaksysteem; reconciliation every \(self.options.intervalSeconds) s")
+            Swift.print(
+                "department \(self.options.id) follows its zaaksysteem; reconciliation every \(self.options.intervalSeconds ?? 300) s")
+            guard let credential else {
+                Swift.print("the abonnement's auth stays as it was (--rotate-credential issues a new one)")
+                return
+            }
             Swift.print("Abonnement for Open Notificaties (kanaal \"zaken\"): callbackUrl <public URL>/api/v1/zgw/notifications,")
-            Swift.print("auth (shown once; a new connect-zgw issues a new one):")
-            Swift.print(credential ?? "")
+            Swift.print("auth (shown once; store it in the abonnement and nowhere else):")
+            Swift.print("Bearer \(credential)")
         }
     }
 

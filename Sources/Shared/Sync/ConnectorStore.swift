@@ -108,20 +108,25 @@ public enum ConnectorError: Error, Equatable, CustomStringConvertible {
 public struct ConnectorStore: Sendable {
     public init() {}
 
-    /// Connects a department (or replaces its connector), keeping its sync position, and starts its schedule job in
-    /// the same transaction. For ZGW, returns a new callback credential for the Open Notificaties abonnement (shown
-    /// once; only its hash is stored).
-    public func connect(_ connector: Connector, jobs: JobQueue, client: PostgresClient, logger: Logger) async throws -> String? {
+    /// Connects a department (or replaces its connector) and starts its schedule job in the same transaction. The
+    /// sync position is kept, unless the kind or the system's URL changed (a new system does not know our cursor).
+    /// For ZGW, returns a callback credential for the Open Notificaties abonnement when there was none or
+    /// `rotateCredential` asks for a new one (shown once; only its hash is stored); otherwise nil, and the
+    /// abonnement's `auth` keeps working.
+    public func connect(
+        _ connector: Connector, rotateCredential: Bool = false, jobs: JobQueue, client: PostgresClient, logger: Logger
+    ) async throws -> String? {
         if connector.kind == .zgw, connector.clientID?.isEmpty != false || (connector.secret?.utf8.count ?? 0) < 32 {
             throw ConnectorError.weakSecret
         }
         let callback = connector.kind == .zgw ? SecretToken.generate(prefix: Self.callbackPrefix) : nil
         let settings = String(decoding: try JSONEncoder().encode(connector.settings), as: UTF8.self)
-        try await client.transaction(logger: logger) { connection in
+        return try await client.transaction(logger: logger) { connection -> String? in
             let active = try await connection.query(
                 "SELECT 1 FROM departments WHERE id = \(connector.departmentID) AND revoked_at IS NULL FOR UPDATE", logger: logger)
             guard try await active.collect().count == 1 else { throw ConnectorError.unknownDepartment }
-            try await connection.query(
+            let before = try await self.find(departmentID: connector.departmentID, on: connection, logger: logger)
+            let rows = try await connection.query(
                 """
                 INSERT INTO department_connectors (department_id, kind, settings, client_id, secret, callback_hash,
                     interval_seconds, max_concurrent, max_per_second)
@@ -130,12 +135,18 @@ public struct ConnectorStore: Sendable {
                     \(connector.maxConcurrent), \(connector.maxPerSecond))
                 ON CONFLICT (department_id) DO UPDATE
                 SET kind = excluded.kind, settings = excluded.settings, client_id = excluded.client_id,
-                    secret = excluded.secret, callback_hash = excluded.callback_hash,
-                    interval_seconds = excluded.interval_seconds, max_concurrent = excluded.max_concurrent,
-                    max_per_second = excluded.max_per_second, updated_at = now()
+                    secret = excluded.secret, interval_seconds = excluded.interval_seconds,
+                    max_concurrent = excluded.max_concurrent, max_per_second = excluded.max_per_second, updated_at = now(),
+                    callback_hash = CASE
+                        WHEN excluded.kind <> 'zgw' THEN NULL
+                        WHEN \(rotateCredential) OR department_connectors.callback_hash IS NULL OR department_connectors.kind <> 'zgw'
+                            THEN excluded.callback_hash
+                        ELSE department_connectors.callback_hash END
+                RETURNING callback_hash IS NOT DISTINCT FROM \(callback.map(SecretToken.hash))
                 """,
                 logger: logger
             )
+            let issued = try await rows.decode(Bool.self).first { _ in true } ?? false
             try await connection.query(
                 """
                 INSERT INTO department_sync (department_id) VALUES (\(connector.departmentID)) ON CONFLICT DO NOTHING;
@@ -157,9 +168,17 @@ public struct ConnectorStore: Sendable {
                 """,
                 logger: logger
             )
+            if let before,
+                before.kind != connector.kind || before.settings.url != connector.settings.url
+                    || before.settings.zaken != connector.settings.zaken
+            {
+                try await connection.query(
+                    "UPDATE department_sync SET cursor = NULL, behind_since = NULL WHERE department_id = \(connector.departmentID)",
+                    logger: logger)
+            }
             _ = try await jobs.enqueue(try SyncJobs.schedule(for: connector), on: connection)
+            return issued ? callback : nil
         }
-        return callback
     }
 
     /// ZGW callback credentials start with this, so that secret scanners and people recognise them.

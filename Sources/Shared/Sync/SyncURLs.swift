@@ -16,7 +16,10 @@ public enum SyncURLs {
             (target.port ?? Self.defaultPort(scheme)) == (base.port ?? Self.defaultPort(scheme))
         else { return false }
         let path = target.percentEncodedPath
-        if path.lowercased().contains("%2f") || path.contains("%2e") || path.contains("%2E") { return false }
+        // Nothing a server might read as another path: encoded dots, slashes, backslashes, semicolons or percent
+        // signs (double encoding), nor a literal backslash or a `;` path parameter (`..;/`).
+        let lowered = path.lowercased()
+        if ["%2e", "%2f", "%5c", "%25", "%3b", "\\", ";"].contains(where: { lowered.contains($0) }) { return false }
         let segments = path.split(separator: "/", omittingEmptySubsequences: false)
         if segments.contains(where: { $0 == ".." || $0 == "." }) { return false }
         let prefix = base.percentEncodedPath.hasSuffix("/") ? base.percentEncodedPath : base.percentEncodedPath + "/"

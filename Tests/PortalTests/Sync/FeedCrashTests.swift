@@ -55,7 +55,8 @@ struct FeedCrashTests {
                 let last = try ChildProcess("SyncWorker", environment: environment)
                 #expect(
                     try await eventually(timeout: .seconds(180)) {
-                        try await database.scalar("SELECT cursor FROM department_sync WHERE department_id = \(department)", as: String?.self)
+                        try await database.scalar(
+                            "SELECT cursor FROM department_sync WHERE department_id = \(department)", as: String?.self)
                             == "\(Self.changes)"
                     }, "\(last.output.suffix(2000))")
                 last.signal(SIGTERM)
@@ -69,7 +70,9 @@ struct FeedCrashTests {
                 #expect(try await database.scalar("SELECT count(*) FROM sync_refusals", as: Int.self) == 0)
                 // Pages were asked for again after a kill (the page in flight), but none was applied twice.
                 let pulls = feed.requests.filter { $0.path == "/feed/changes" }.count
-                print("sync worker crash test: \(Self.changes) changes, \(Self.kills) kills, \(pulls) page requests for \(Self.changes / 200) pages, every change applied once")
+                print(
+                    "sync worker crash test: \(Self.changes) changes, \(Self.kills) kills, \(pulls) page requests for \(Self.changes / 200) pages, every change applied once"
+                )
             }
         }
     }

@@ -201,7 +201,8 @@ struct FeedSyncTests {
             "https://zaken.example.nl/zaken/api/v1/%2e%2e/admin", "https://zaken.example.nl.evil.test/zaken/api/v1/zaken",
             "http://zaken.example.nl/zaken/api/v1/zaken", "https://zaken.example.nl:8443/zaken/api/v1/zaken",
             "https://user@zaken.example.nl/zaken/api/v1/zaken", "https://127.0.0.1/zaken/api/v1/zaken",
-            "https://zaken.example.nl/zaken/api/v1x", "file:///etc/passwd",
+            "https://zaken.example.nl/zaken/api/v1x", "file:///etc/passwd", "https://zaken.example.nl/zaken/api/v1/..;/admin",
+            "https://zaken.example.nl/zaken/api/v1/%5c..%5cadmin", "https://zaken.example.nl/zaken/api/v1/%252e%252e/admin",
         ]
         for url in allowed { #expect(SyncURLs.isURL(URL(string: url)!, under: root), "\(url)") }
         for url in refused { #expect(!SyncURLs.isURL(URL(string: url)!, under: root), "\(url)") }

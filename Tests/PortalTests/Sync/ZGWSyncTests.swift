@@ -183,6 +183,40 @@ struct ZGWSyncTests {
         }
     }
 
+    @Test("a status that cannot be read is recorded and left out; it does not count against the department")
+    func unreadableStatusIsPermanent() async throws {
+        try await APIHarness.with { api async throws in
+            try await DepartmentSimulator.with(logger: api.database.logger) { zgw async throws in
+                let (department, subscription) = try await Self.connect(api, zgw, interval: .seconds(3600))
+                try await SyncHarness.with(api.database) { () async throws in
+                    #expect(try await Self.reconciled(api))
+                    // A status the zaaksysteem does not know (404), several times.
+                    for n in 1...6 {
+                        let body = zgw.notification(
+                            status: "\(zgw.base)/zaken/api/v1/statussen/missing-\(n)", zaak: "\(zgw.base)/zaken/api/v1/zaken/x")
+                        #expect(
+                            try await api.request(.post, "/api/v1/zgw/notifications", headers: subscription, json: body).status
+                                == .noContent)
+                    }
+                    #expect(
+                        try await eventually {
+                            try await api.database.scalar("SELECT count(*) FROM sync_refusals", as: Int.self) == 6
+                        })
+                }
+                #expect(
+                    try await api.database.scalar(
+                        "SELECT count(*) FROM jobs WHERE kind = 'sync.zgw.status' AND state <> 'completed'", as: Int.self) == 0)
+                let status = try #require(
+                    try await ConnectorStore().status(client: api.database.client, logger: api.database.logger).first {
+                        $0.departmentID == department
+                    })
+                #expect(status.consecutiveFailures == 0 && status.openUntil == nil && status.changesRefused == 6)
+                let reason = try await api.database.scalar("SELECT reason FROM sync_refusals LIMIT 1", as: String.self)
+                #expect(reason.contains("404"))
+            }
+        }
+    }
+
     @Test("internal zaaktypen, zaken above the confidentiality maximum and zaken without a known initiator reach no one")
     func notForResidents() async throws {
         try await APIHarness.with { api async throws in
@@ -215,6 +249,10 @@ struct ZGWSyncTests {
                 let references = try await api.database.client.query("SELECT reference FROM cases").decode(String.self)
                     .reduce(into: [String]()) { $0.append($1) }
                 #expect(references == ["ZAAK-OK"])
+                // Remembered, so reconciliation does not fetch them again.
+                let reasons = try await api.database.client.query("SELECT reason FROM zgw_skipped ORDER BY reason").decode(String.self)
+                    .reduce(into: [String]()) { $0.append($1) }
+                #expect(reasons == ["confidential", "intern", "no-initiator"])
             }
         }
     }

@@ -51,6 +51,8 @@ CREATE TABLE department_request_slots (
     department_id uuid        NOT NULL REFERENCES department_connectors (department_id) ON DELETE CASCADE,
     slot          integer     NOT NULL,
     lease_until   timestamptz NOT NULL DEFAULT '-infinity',
+    -- Who holds the slot: only its holder gives it back (a request that outlived its lease frees nothing).
+    holder        uuid,
     PRIMARY KEY (department_id, slot)
 );
 
@@ -65,10 +67,22 @@ CREATE TABLE sync_refusals (
 );
 CREATE INDEX sync_refusals_department ON sync_refusals (department_id, refused_at);
 
--- ZGW case types and status types as fetched from the Catalogi API, by URL; refetched once older than a day.
+-- ZGW zaaktypen with their statustypen as fetched from the Catalogi API, per department (each reads with its own
+-- credentials) and URL; refetched once older than a day, or when a status names a statustype they lack.
 CREATE TABLE zgw_resources (
-    url           text        PRIMARY KEY,
     department_id uuid        NOT NULL REFERENCES department_connectors (department_id) ON DELETE CASCADE,
+    url           text        NOT NULL,
     body          jsonb       NOT NULL,
-    fetched_at    timestamptz NOT NULL DEFAULT now()
+    fetched_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (department_id, url)
+);
+
+-- ZGW statuses that reach no resident (an internal zaaktype, a zaak above the confidentiality maximum, no initiator
+-- we can identify), so reconciliation does not fetch them again and again.
+CREATE TABLE zgw_skipped (
+    department_id uuid        NOT NULL REFERENCES department_connectors (department_id) ON DELETE CASCADE,
+    status_url    text        NOT NULL,
+    reason        text        NOT NULL,
+    skipped_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (department_id, status_url)
 );
