@@ -141,6 +141,14 @@ another on one connection: what PostgreSQL itself needs for the same changes.
 The lag runs from posting the notification to the API to the commit of the sync job that stored the status, which
 fetched the status, the zaak, the zaaktype with its statustypen (cached after the first) and the initiator from the
 simulator, each request with a fresh JWT.
+
+Where the time goes, and why the 2,000/s target is missed on this two-core machine: the feed adds little to the
+department push's own write path. Each change goes through \`CaseStore.apply\`, which the batch endpoint uses too
+(its figure under "Cases" is of the same order), and here most changes also record a notification and its mail job
+for the resident, which the plain-SQL reference does not write. PostgreSQL, the simulator and the worker share the
+two cores. Next steps, in order of expected gain: profile \`CaseStore.apply\` (JSON recordsets encoded and decoded
+per statement, row decoding), insert notifications and their jobs in one statement per page, and run more than one
+feed department per worker (one department's pages are applied one after another by design).
 """
 sys.path.insert(0, 'bench')
 from benchmarks_md import write_section
