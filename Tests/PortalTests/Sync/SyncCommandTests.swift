@@ -49,7 +49,9 @@ struct SyncCommandTests {
                 "https://catalogi.example/api/v1/", "--client-id", "portal", "--secret-env", "ZGW_SECRET",
             ])
             #expect(zgwConnected == 0, "\(zgwOutput)")
-            let credential = try #require(zgwOutput.split(separator: "\n").last.map { String($0.dropFirst("Bearer ".count)) })
+            // Only the credential's own line starts with the scheme; log lines may follow it on standard error.
+            let line = try #require(zgwOutput.split(separator: "\n").first { $0.hasPrefix("Bearer ") }, "\(zgwOutput)")
+            let credential = String(line.dropFirst("Bearer ".count))
             #expect(credential.hasPrefix(ConnectorStore.callbackPrefix) && !zgwOutput.contains(secret))
             let found = try await ConnectorStore().department(
                 callbackCredential: credential, client: database.client, logger: database.logger)
