@@ -15,15 +15,6 @@ connections=${4:-16}
 ensure_swift
 ensure_postgres
 command -v wrk >/dev/null || apt_install wrk
-work=$(mktemp -d /tmp/portal-bench.XXXXXX)
-chmod 755 "$work"
-api_pid=
-cleanup() {
-    [ -n "$api_pid" ] && kill "$api_pid" 2>/dev/null && wait "$api_pid" 2>/dev/null || true
-    stop_postgres "$work/pg"
-    rm -rf "$work"
-}
-trap cleanup EXIT
 bench_postgres shared_buffers=512MB max_connections=200
 
 log "building (release)"
@@ -40,6 +31,7 @@ api_port=$(free_port)
 PORTAL_HTTP_PORT=$api_port PORTAL_DATABASE_MAX_CONNECTIONS=$(( connections + 4 )) PORTAL_LOG_LEVEL=warning \
     PORTAL_AUDIT_KEY=bench-audit-key-0123456789abcdef0123456789 "$bin/PortalAPI" serve >"$work/api.log" 2>&1 &
 api_pid=$!
+pids+=("$api_pid")
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$api_port/health/ready" >/dev/null 2>&1 && break; sleep 0.2; done
 curl -fs "http://127.0.0.1:$api_port/health/ready" >/dev/null || { cat "$work/api.log"; die "the API did not start"; }
 check=$(curl -s -o /dev/null -w '%{http_code}' -H 'Cookie: __Host-portal-session=bench-token-1' "http://127.0.0.1:$api_port/api/v1/cases")

@@ -20,15 +20,6 @@ if ! command -v smtp-sink >/dev/null; then
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
     apt_install postfix
 fi
-work=$(mktemp -d /tmp/portal-bench.XXXXXX)
-chmod 755 "$work"
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true; done
-    stop_postgres "$work/pg"
-    rm -rf "$work"
-}
-trap cleanup EXIT
 bench_postgres shared_buffers=512MB max_connections=200
 export PORTAL_AUDIT_KEY=bench-audit-key-0123456789abcdef0123456789
 export PORTAL_LOG_LEVEL=warning

@@ -13,9 +13,6 @@ seconds=${3:-15}
 
 ensure_swift
 ensure_postgres
-work=$(mktemp -d /tmp/portal-bench.XXXXXX)
-chmod 755 "$work"
-trap 'stop_postgres "$work/pg"; rm -rf "$work"' EXIT
 bench_postgres shared_buffers=256MB
 
 log "building (release)"

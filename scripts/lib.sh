@@ -69,14 +69,25 @@ stop_postgres() {
     runuser -u "$PG_USER" -- "$(pg_bindir)/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null 2>&1 || true
 }
 
-# For the benchmarks: a throwaway PostgreSQL in "$work/pg" (started with the settings given) with a database "bench";
-# sets $port, PORTAL_DATABASE_URL and psql_ (psql on that server). The caller's cleanup stops it (stop_postgres).
+# For the benchmarks: a work folder $work and a throwaway PostgreSQL in it (started with the settings given) with a
+# database "bench"; sets $port, PORTAL_DATABASE_URL and psql_ (psql on that server). At exit, the processes whose ids
+# the script added to the array pids are stopped, then PostgreSQL, and the work folder is removed.
 bench_postgres() {
+    work=$(mktemp -d /tmp/portal-bench.XXXXXX)
+    chmod 755 "$work"
+    pids=()
+    trap bench_cleanup EXIT
     port=$(free_port)
     start_postgres "$work/pg" "$port" "$@"
     psql_() { psql -X -q -h 127.0.0.1 -p "$port" -U postgres "$@"; }
     psql_ -d postgres -c "CREATE DATABASE bench"
     export PORTAL_DATABASE_URL="postgres://postgres@127.0.0.1:$port/bench?sslmode=disable"
+}
+
+bench_cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true; done
+    stop_postgres "$work/pg"
+    rm -rf "$work"
 }
 
 ensure_swift() {

@@ -61,8 +61,8 @@ func buildNotifier(_ process: PortalProcess, settings: NotifierSettings, templat
     return process.buildWorkerApplication(queues: [Queues.notifications], registry: registry, services: [pool, housekeeping])
 }
 
-/// The notifier's housekeeping, every minute (jittered, so that replicas started together do not run at the same
-/// moment; every replica runs it, and each step is safe to run from several at once):
+/// The notifier's housekeeping, every minute (``PeriodicWork``; every replica runs it, and each step is safe to run
+/// from several at once):
 /// - deliveries whose job ended without sending them are marked failed, with the error signal a refusal gets;
 /// - an `overdue` notification is recorded for every open case whose due date passed in the last week (once per
 ///   case: the notification's key is the case).
@@ -71,16 +71,11 @@ struct MailHousekeeping: Service {
     let interval: Duration
     let logger: Logger
 
-    /// Works after each interval, not at start: a process that stops at once (a schema that is behind) must not be
-    /// left waiting on a query its stopped database client will never answer.
     func run() async throws {
-        try? await cancelWhenGracefulShutdown {
-            while true {
-                try await Task.sleep(for: self.interval * Double.random(in: 0.75...1.25))
-                await self.failAbandoned()
-                await self.scanOverdue()
-            }
-        }
+        try await PeriodicWork(every: self.interval) {
+            await self.failAbandoned()
+            await self.scanOverdue()
+        }.run()
     }
 
     func failAbandoned() async {

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import PostgresNIO
 import Shared
 
@@ -112,6 +113,16 @@ struct DepartmentGate: Sendable {
             """,
             logger: self.logger
         )
+    }
+
+    /// Records a failed exchange, counts and logs it, and returns the snooze that backs the job off: a job is not
+    /// failed for its department's trouble, so an outage uses up no attempts.
+    func backOff(_ departmentID: UUID, after error: SyncError, logger: Logger) async throws -> JobSnooze {
+        let wait = try await self.failed(departmentID, error: error.description)
+        Counter(label: "portal_sync_failures_total", dimensions: [("department", "\(departmentID)")]).increment()
+        logger.warning(
+            "a request to the department failed; it is tried again", metadata: ["error": "\(error)", "portal.sync.retry_in": "\(wait)"])
+        return JobSnooze(for: wait)
     }
 
     /// Records a failed exchange and returns how long the department's jobs should wait: the retry backoff, or,

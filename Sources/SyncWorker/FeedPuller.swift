@@ -48,10 +48,7 @@ struct FeedPuller: Sendable {
             do {
                 more = try await self.pullPage(connector, base: base, traceID: context.job.traceID, logger: logger)
             } catch let error as SyncError {
-                let wait = try await self.client.gate.failed(department, error: error.description)
-                Counter(label: "portal_sync_failures_total", dimensions: [("department", "\(department)")]).increment()
-                logger.warning("feed pull failed; it is tried again", metadata: ["error": "\(error)", "portal.sync.retry_in": "\(wait)"])
-                throw JobSnooze(for: wait)
+                throw try await self.client.gate.backOff(department, after: error, logger: logger)
             }
             if !more { throw JobSnooze(for: connector.interval) }
             if ContinuousClock.now - started > self.budget { throw JobSnooze(for: .zero) }
@@ -194,14 +191,12 @@ struct FeedPuller: Sendable {
     }
 
     static func readPage(_ body: ByteBuffer, limit: Int) throws -> FeedPage {
-        let value: JSONValue
+        var fields: JSONFields
         do {
-            value = try JSONDecoder().decode(JSONValue.self, from: Data(body.readableBytesView))
+            fields = try JSONFields.parse(Data(body.readableBytesView))
         } catch {
-            throw SyncError.malformed("not JSON")
+            throw SyncError.malformed(error.description)
         }
-        guard case .object(let object) = value else { throw SyncError.malformed("not a JSON object") }
-        var fields = JSONFields(object: object)
         let next = fields.string("next", required: true, maxLength: 1000)
         let changes = fields.independentObjects("changes", count: 0...limit)
         let errors = fields.allErrors

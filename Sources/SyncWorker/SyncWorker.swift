@@ -50,12 +50,7 @@ struct ScheduleRepair: Service {
     let logger: Logger
 
     func run() async throws {
-        try? await cancelWhenGracefulShutdown {
-            while true {
-                try await Task.sleep(for: self.interval * Double.random(in: 0.75...1.25))
-                await self.repair()
-            }
-        }
+        try await PeriodicWork(every: self.interval) { await self.repair() }.run()
     }
 
     func repair() async {

@@ -35,7 +35,7 @@ struct ZGWSync: Sendable {
         do {
             fetched = try await self.fetchChange(payload.status, zgw: zgw, connector: connector, logger: logger)
         } catch let error as SyncError where error.isTransient {
-            throw try await self.failed(payload.department, error, logger: logger)
+            throw try await self.client.gate.backOff(payload.department, after: error, logger: logger)
         } catch let error as SyncError {
             // About this status only (a 404, a malformed answer, a refused URL): recorded, and the department is fine.
             logger.warning("a ZGW status cannot be read; it is left out", metadata: ["error": "\(error)"])
@@ -211,30 +211,27 @@ struct ZGWSync: Sendable {
             """,
             logger: logger
         )
-        // A new or changed zaaktype becomes the case type the portal shows.
-        try await self.database.transaction(logger: logger) { connection in
-            _ = try await CaseTypeStore().put(
-                departmentID: zgw.connector.departmentID, code: Self.code(of: zaaktype), name: LocalizedText(nl: zaaktype.omschrijving),
-                termDays: zaaktype.doorlooptijd.flatMap(Self.days), statusTypes: statustypen.map(Self.statusType), on: connection,
-                logger: logger)
-        }
         return (zaaktype, statustypen)
     }
 
-    /// The portal's case type for a zaaktype, defined from it when the portal does not have it yet.
+    /// The portal's case type for a zaaktype: defined from it, and defined again when the zaaktype changed (name,
+    /// term, statustypen), so the case type always says what the zaaktype says.
     private func caseType(
         _ zaaktype: ZGWZaakType, _ statustypen: [ZGWStatusType], departmentID: UUID, logger: Logger
     ) async throws -> CaseType {
-        try await self.database.transaction(logger: logger) { connection in
+        let code = Self.code(of: zaaktype)
+        let name = LocalizedText(nl: zaaktype.omschrijving)
+        let termDays = zaaktype.doorlooptijd.flatMap(Self.days)
+        let statusTypes = statustypen.map(Self.statusType)
+        return try await self.database.transaction(logger: logger) { connection in
             let store = CaseTypeStore()
-            if let found = try await store.find(departmentID: departmentID, code: Self.code(of: zaaktype), on: connection, logger: logger),
-                statustypen.allSatisfy({ found.statusType(Self.code(of: $0)) != nil })
+            if let found = try await store.find(departmentID: departmentID, code: code, on: connection, logger: logger),
+                found.name == name, found.termDays == termDays, found.statusTypes == statusTypes
             {
                 return found
             }
             return try await store.put(
-                departmentID: departmentID, code: Self.code(of: zaaktype), name: LocalizedText(nl: zaaktype.omschrijving),
-                termDays: zaaktype.doorlooptijd.flatMap(Self.days), statusTypes: statustypen.map(Self.statusType), on: connection,
+                departmentID: departmentID, code: code, name: name, termDays: termDays, statusTypes: statusTypes, on: connection,
                 logger: logger
             ).0
         }
@@ -302,7 +299,7 @@ struct ZGWSync: Sendable {
             current = try await zgw.all(ZGWZaak.self, url, crs: true).compactMap(\.status)
         } catch let error as SyncError {
             // The list itself failing is the department's trouble, whatever the kind: back off and try again.
-            throw try await self.failed(department, error, logger: logger)
+            throw try await self.client.gate.backOff(department, after: error, logger: logger)
         }
         let started = try await self.database.transaction(logger: logger) { connection in
             let urls = current.map(\.absoluteString)
@@ -347,14 +344,5 @@ struct ZGWSync: Sendable {
         }
         guard let connector, connector.kind == .zgw else { return nil }
         return connector
-    }
-
-    /// Records a failure with the gate and returns the snooze that backs the job off (the job is not failed: a
-    /// department's outage must not use up its jobs' attempts).
-    private func failed(_ department: UUID, _ error: SyncError, logger: Logger) async throws -> JobSnooze {
-        let wait = try await self.client.gate.failed(department, error: error.description)
-        Counter(label: "portal_sync_failures_total", dimensions: [("department", "\(department)")]).increment()
-        logger.warning("a ZGW request failed; it is tried again", metadata: ["error": "\(error)", "portal.sync.retry_in": "\(wait)"])
-        return JobSnooze(for: wait)
     }
 }

@@ -11,15 +11,8 @@ struct SessionPruner: Service {
     let logger: Logger
     var interval: Duration = .seconds(300)
 
-    /// Returns only at graceful shutdown (or cancellation).
     func run() async throws {
-        try? await cancelWhenGracefulShutdown {
-            while true {
-                // Jittered, so that replicas started together do not prune at the same moment.
-                try await Task.sleep(for: self.interval * Double.random(in: 0.75...1.25))
-                await self.pruneOnce()
-            }
-        }
+        try await PeriodicWork(every: self.interval) { await self.pruneOnce() }.run()
     }
 
     private func pruneOnce() async {

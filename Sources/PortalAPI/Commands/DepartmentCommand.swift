@@ -44,8 +44,7 @@ struct DepartmentCommand: AsyncParsableCommand {
             abstract: "Issue a new API key; the current keys keep working for the grace period, then expire."
         )
 
-        @Option(help: "The department's id.")
-        var id: String
+        @OptionGroup var department: DepartmentID
 
         @Option(help: "Hours the current keys stay valid (0 ends them now).")
         var graceHours: Int = 24
@@ -54,14 +53,13 @@ struct DepartmentCommand: AsyncParsableCommand {
         var json = false
 
         func validate() throws {
-            guard UUID(uuidString: self.id) != nil else { throw ValidationError("--id must be a department id (a UUID)") }
             guard (0...720).contains(self.graceHours) else { throw ValidationError("--grace-hours must be between 0 and 720") }
         }
 
         func run() async throws {
             let issued = try await DepartmentCommand.withStore { store, client, logger in
                 try await store.rotateKey(
-                    of: UUID(uuidString: self.id)!, grace: Duration.seconds(self.graceHours * 3600), client: client, logger: logger)
+                    of: self.department.id, grace: Duration.seconds(self.graceHours * 3600), client: client, logger: logger)
             }
             DepartmentCommand.print(issued, json: self.json)
         }
@@ -70,16 +68,11 @@ struct DepartmentCommand: AsyncParsableCommand {
     struct Revoke: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Revoke a department and all its keys, at once.")
 
-        @Option(help: "The department's id.")
-        var id: String
-
-        func validate() throws {
-            guard UUID(uuidString: self.id) != nil else { throw ValidationError("--id must be a department id (a UUID)") }
-        }
+        @OptionGroup var department: DepartmentID
 
         func run() async throws {
             let department = try await DepartmentCommand.withStore { store, client, logger in
-                try await store.revoke(UUID(uuidString: self.id)!, client: client, logger: logger)
+                try await store.revoke(self.department.id, client: client, logger: logger)
             }
             Swift.print("revoked department \(department.id.uuidString.lowercased()) (\(department.name)) and all its keys")
         }
@@ -111,19 +104,14 @@ struct DepartmentCommand: AsyncParsableCommand {
             abstract: "Figures per case type: open and closed, lead times, share within the term, overdue, feedback."
         )
 
-        @Option(help: "The department's id.")
-        var id: String
+        @OptionGroup var department: DepartmentID
 
         @Flag(help: "One JSON object per case type and line.")
         var json = false
 
-        func validate() throws {
-            guard UUID(uuidString: self.id) != nil else { throw ValidationError("--id must be a department id (a UUID)") }
-        }
-
         func run() async throws {
             let statistics = try await DepartmentCommand.withStore { _, client, logger in
-                try await CaseStore().statistics(departmentID: UUID(uuidString: self.id)!, client: client, logger: logger)
+                try await CaseStore().statistics(departmentID: self.department.id, client: client, logger: logger)
             }
             for row in statistics {
                 if self.json {
@@ -141,10 +129,22 @@ struct DepartmentCommand: AsyncParsableCommand {
         }
     }
 
+    /// `--id`: a department, by its id.
+    struct DepartmentID: ParsableArguments, CustomStringConvertible {
+        @Option(name: .customLong("id"), help: "The department's id.")
+        var text: String
+
+        var id: UUID { UUID(uuidString: self.text)! }
+        var description: String { self.id.uuidString.lowercased() }
+
+        func validate() throws {
+            guard UUID(uuidString: self.text) != nil else { throw ValidationError("--id must be a department id (a UUID)") }
+        }
+    }
+
     /// The options every connector has: limits, interval, and which department.
     struct ConnectorOptions: ParsableArguments {
-        @Option(help: "The department's id.")
-        var id: String
+        @OptionGroup var department: DepartmentID
 
         @Option(help: "Seconds between pulls (feed; default 10) or reconciliations (ZGW; default 300).")
         var intervalSeconds: Int?
@@ -156,7 +156,6 @@ struct DepartmentCommand: AsyncParsableCommand {
         var maxPerSecond: Double = 20
 
         func validate() throws {
-            guard UUID(uuidString: self.id) != nil else { throw ValidationError("--id must be a department id (a UUID)") }
             guard (1...86400).contains(self.intervalSeconds ?? 10) else {
                 throw ValidationError("--interval-seconds must be between 1 and 86400")
             }
@@ -168,7 +167,7 @@ struct DepartmentCommand: AsyncParsableCommand {
 
         func connector(_ kind: Connector.Kind, _ settings: Connector.Settings, clientID: String? = nil, secret: String?) -> Connector {
             Connector(
-                departmentID: UUID(uuidString: self.id)!, kind: kind, settings: settings, clientID: clientID, secret: secret,
+                departmentID: self.department.id, kind: kind, settings: settings, clientID: clientID, secret: secret,
                 interval: .seconds(self.intervalSeconds ?? (kind == .feed ? 10 : 300)), maxConcurrent: self.maxConcurrent,
                 maxPerSecond: self.maxPerSecond)
         }
@@ -215,7 +214,8 @@ struct DepartmentCommand: AsyncParsableCommand {
                 try await ConnectorStore().connect(
                     connector, jobs: JobQueue(client: client, logger: logger), client: client, logger: logger)
             }
-            Swift.print("department \(self.options.id) pulls its changes from \(self.url) every \(self.options.intervalSeconds ?? 10) s")
+            Swift.print(
+                "department \(self.options.department) pulls its changes from \(self.url) every \(self.options.intervalSeconds ?? 10) s")
         }
     }
 
@@ -265,7 +265,8 @@ struct DepartmentCommand: AsyncParsableCommand {
                     logger: logger)
             }
             Swift.print(
-                "department \(self.options.id) follows its zaaksysteem; reconciliation every \(self.options.intervalSeconds ?? 300) s")
+                "department \(self.options.department) follows its zaaksysteem; reconciliation every \(self.options.intervalSeconds ?? 300) s"
+            )
             guard let credential else {
                 Swift.print("the abonnement's auth stays as it was (--rotate-credential issues a new one)")
                 return
@@ -279,36 +280,26 @@ struct DepartmentCommand: AsyncParsableCommand {
     struct Pause: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Stop sending requests to the department's system; nothing is lost.")
 
-        @Option(help: "The department's id.")
-        var id: String
-
-        func validate() throws {
-            guard UUID(uuidString: self.id) != nil else { throw ValidationError("--id must be a department id (a UUID)") }
-        }
+        @OptionGroup var department: DepartmentID
 
         func run() async throws {
             try await DepartmentCommand.withStore { _, client, logger in
-                try await ConnectorStore().setPaused(true, departmentID: UUID(uuidString: self.id)!, client: client, logger: logger)
+                try await ConnectorStore().setPaused(true, departmentID: self.department.id, client: client, logger: logger)
             }
-            Swift.print("paused the sync of department \(self.id); its notifications and jobs wait until it is resumed")
+            Swift.print("paused the sync of department \(self.department); its notifications and jobs wait until it is resumed")
         }
     }
 
     struct Resume: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Resume the sync of a paused department.")
 
-        @Option(help: "The department's id.")
-        var id: String
-
-        func validate() throws {
-            guard UUID(uuidString: self.id) != nil else { throw ValidationError("--id must be a department id (a UUID)") }
-        }
+        @OptionGroup var department: DepartmentID
 
         func run() async throws {
             try await DepartmentCommand.withStore { _, client, logger in
-                try await ConnectorStore().setPaused(false, departmentID: UUID(uuidString: self.id)!, client: client, logger: logger)
+                try await ConnectorStore().setPaused(false, departmentID: self.department.id, client: client, logger: logger)
             }
-            Swift.print("resumed the sync of department \(self.id)")
+            Swift.print("resumed the sync of department \(self.department)")
         }
     }
 

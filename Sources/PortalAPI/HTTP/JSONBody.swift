@@ -23,16 +23,13 @@ extension JSONFields {
     }
 
     static func parse(_ buffer: ByteBuffer) throws -> JSONFields {
-        let value: JSONValue
         do {
-            value = try JSONDecoder().decode(JSONValue.self, from: Data(buffer.readableBytesView))
-        } catch {
+            return try JSONFields.parse(Data(buffer.readableBytesView))
+        } catch .notJSON {
             throw Problem.badRequest("invalid-json", "The body is not valid JSON.")
+        } catch .notAnObject(let type) {
+            throw Problem.badRequest("invalid-json", "The body must be a JSON object, not \(type).")
         }
-        guard case .object(let object) = value else {
-            throw Problem.badRequest("invalid-json", "The body must be a JSON object, not \(value.typeName).")
-        }
-        return JSONFields(object: object)
     }
 
     /// Throws a 400 listing every field error so far, including fields this endpoint does not know.

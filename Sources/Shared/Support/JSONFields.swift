@@ -41,6 +41,27 @@ public struct JSONFields: Sendable {
         self.prefix = prefix
     }
 
+    /// Why bytes are not a JSON object.
+    public enum ParseError: Error, Equatable, CustomStringConvertible {
+        case notJSON
+        /// Valid JSON of another type, named as ``JSONValue/typeName`` does.
+        case notAnObject(String)
+
+        public var description: String {
+            switch self {
+            case .notJSON: "not JSON"
+            case .notAnObject(let type): "not a JSON object but \(type)"
+            }
+        }
+    }
+
+    /// The fields of a JSON object.
+    public static func parse(_ data: Data) throws(ParseError) -> JSONFields {
+        guard let value = try? JSONDecoder().decode(JSONValue.self, from: data) else { throw .notJSON }
+        guard case .object(let object) = value else { throw .notAnObject(value.typeName) }
+        return JSONFields(object: object)
+    }
+
     public var isEmpty: Bool { self.object.isEmpty }
 
     public func contains(_ name: String) -> Bool { self.object[name] != nil }

@@ -67,27 +67,13 @@ final class BrokerSimulator: Sendable {
 
     /// Runs a broker on a free loopback port for the duration of `body`.
     static func with<T: Sendable>(logger: Logger, _ body: (BrokerSimulator) async throws -> T) async throws -> T {
-        let ports = AsyncStream.makeStream(of: Int.self)
         let holder = Mutex<BrokerSimulator?>(nil)
         let router = Router()
         router.get("/.well-known/openid-configuration") { _, _ in try holder.withLock { $0! }.discovery() }
         router.get("/jwks") { _, _ in try holder.withLock { $0! }.keySet() }
         router.get("/authorize") { request, _ in try holder.withLock { $0! }.authorize(request) }
         router.post("/token") { request, _ in try await holder.withLock { $0! }.token(request) }
-        let application = Application(
-            router: router,
-            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in
-                ports.continuation.yield(channel.localAddress?.port ?? 0)
-                ports.continuation.finish()
-            },
-            logger: logger
-        )
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await application.runService(gracefulShutdownSignals: []) }
-            defer { group.cancelAll() }
-            var iterator = ports.stream.makeAsyncIterator()
-            guard let port = await iterator.next(), port > 0 else { throw TestSetupError("the broker simulator did not start") }
+        return try await withTestServer(router, logger: logger) { port in
             let broker = BrokerSimulator(port: port)
             holder.withLock { $0 = broker }
             return try await body(broker)

@@ -59,7 +59,6 @@ final class DepartmentSimulator: Sendable {
 
     /// Runs a simulator on a free loopback port for the duration of `body`.
     static func with<T: Sendable>(logger: Logger, _ body: (DepartmentSimulator) async throws -> T) async throws -> T {
-        let ports = AsyncStream.makeStream(of: Int.self)
         let holder = Mutex<DepartmentSimulator?>(nil)
         let router = Router()
         router.get("/feed/changes") { request, _ in try await holder.withLock { $0! }.changes(request) }
@@ -68,20 +67,7 @@ final class DepartmentSimulator: Sendable {
         router.get("/catalogi/api/v1/statustypen") { request, _ in try await holder.withLock { $0! }.zgw(request, list: .statustypen) }
         router.get("/zaken/api/v1/{kind}/{id}") { request, _ in try await holder.withLock { $0! }.zgw(request, list: nil) }
         router.get("/catalogi/api/v1/{kind}/{id}") { request, _ in try await holder.withLock { $0! }.zgw(request, list: nil) }
-        let application = Application(
-            router: router,
-            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in
-                ports.continuation.yield(channel.localAddress?.port ?? 0)
-                ports.continuation.finish()
-            },
-            logger: logger
-        )
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await application.runService(gracefulShutdownSignals: []) }
-            defer { group.cancelAll() }
-            var iterator = ports.stream.makeAsyncIterator()
-            guard let port = await iterator.next(), port > 0 else { throw TestSetupError("the department simulator did not start") }
+        return try await withTestServer(router, logger: logger) { port in
             let simulator = DepartmentSimulator(port: port)
             holder.withLock { $0 = simulator }
             return try await body(simulator)

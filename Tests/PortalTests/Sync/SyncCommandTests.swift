@@ -74,8 +74,11 @@ struct SyncCommandTests {
             let (_, paused) = try await run(["status"])
             #expect(paused.contains("\(feed.uuidString.lowercased())  Vergunningen  feed  PAUSED"), "\(paused)")
             #expect(try await run(["resume", "--id", feed.uuidString]).0 == 0)
-            let (_, json) = try await run(["status", "--json"])
-            let lines = json.split(separator: "\n").filter { $0.hasPrefix("{") }
+            // Standard output only: standard error carries the process's own log lines, JSON too without a terminal.
+            let status = try ChildProcess("PortalAPI", environment: environment, arguments: ["department", "status", "--json"])
+            #expect(await status.waitForExit() == 0)
+            let json = status.printed
+            let lines = json.split(separator: "\n")
             #expect(lines.count == 2)
             let statuses = try lines.map { try JSONDecoder().decode([String: JSONValue].self, from: Data($0.utf8)) }
             #expect(statuses.allSatisfy { $0["paused"] == .bool(false) && $0["changesApplied"] == .number(0) })
