@@ -33,6 +33,12 @@ ensure_postgres() {
 }
 
 # The SMTP server the tests and scripts/run use (aiosmtpd, from PyPI), and openssl for the tests' certificates.
+# clamd and sigtool for the virus-scanning tests, which make their own signature database (no download here).
+ensure_clamav() {
+    command -v clamd >/dev/null || [ -x /usr/sbin/clamd ] || apt_install clamav-daemon
+    command -v sigtool >/dev/null || apt_install clamav
+}
+
 ensure_mail_tools() {
     command -v openssl >/dev/null || apt_install openssl
     python3 -c 'import aiosmtpd' 2>/dev/null && return 0

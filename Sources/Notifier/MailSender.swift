@@ -60,7 +60,9 @@ struct MailSender: Sendable {
         }
         let view = UpdateMailView(
             items: UpdateMailView.lines(for: delivery.items).map {
-                .init(link: self.link("zaken/\($0.caseID.uuidString.lowercased())"), kind: $0.kind)
+                .init(
+                    link: self.link($0.caseID.map { "zaken/\($0.uuidString.lowercased())" } ?? "berichten"), kind: $0.kind,
+                    inbox: $0.caseID == nil)
             },
             preferences: self.preferencesLink)
         try await self.send(delivery, try self.templates.update(view, language: delivery.language), context: context)

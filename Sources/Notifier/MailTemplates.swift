@@ -9,8 +9,10 @@ import Shared
 /// with a line each.
 struct UpdateMailView {
     struct Item {
-        /// The case's page in the portal (its id is opaque).
+        /// The case's page in the portal (its id is opaque), or the inbox for a message that is not about a case.
         let link: String
+        /// The link is to the inbox.
+        let inbox: Bool
         // One of these is true: what the line says.
         let status: Bool
         let correction: Bool
@@ -18,8 +20,9 @@ struct UpdateMailView {
         let document: Bool
         let overdue: Bool
 
-        init(link: String, kind: NotificationKind) {
+        init(link: String, kind: NotificationKind, inbox: Bool = false) {
             self.link = link
+            self.inbox = inbox
             self.status = kind == .status
             self.correction = kind == .correction
             self.message = kind == .message
@@ -53,7 +56,7 @@ extension UpdateMailView {
         let withStatus = Set(items.filter { $0.kind == .status }.map(\.caseID))
         return items.compactMap { item in
             let kind: NotificationKind = item.kind == .correction && withStatus.contains(item.caseID) ? .status : item.kind
-            guard seen.insert("\(item.caseID) \(kind.rawValue)").inserted else { return nil }
+            guard seen.insert("\(item.caseID?.uuidString ?? "inbox") \(kind.rawValue)").inserted else { return nil }
             return MailDelivery.Item(kind: kind, caseID: item.caseID)
         }
     }
@@ -85,6 +88,7 @@ extension UpdateMailView.Item: MustacheParent {
     func child(named name: String) -> Any? {
         switch name {
         case "link": self.link
+        case "inbox": self.inbox
         case "status": self.status
         case "correction": self.correction
         case "message": self.message

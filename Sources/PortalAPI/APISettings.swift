@@ -11,12 +11,18 @@ struct APISettings: Sendable {
     var sessions: SessionSettings
     /// `PORTAL_AUDIT_KEY` (required): the key of the keyed hash that stands for a subject in the audit log.
     var subjectHasher: SubjectHasher
+    /// The `PORTAL_UPLOAD_*`, `PORTAL_CLAMD_*` and `PORTAL_DOCUMENT_*` settings.
+    var documents: DocumentSettings
 
-    init(devLogin: Bool, oidc: OIDCSettings?, sessions: SessionSettings, subjectHasher: SubjectHasher) {
+    init(
+        devLogin: Bool, oidc: OIDCSettings?, sessions: SessionSettings, subjectHasher: SubjectHasher,
+        documents: DocumentSettings = DocumentSettings()
+    ) {
         self.devLogin = devLogin
         self.oidc = oidc
         self.sessions = sessions
         self.subjectHasher = subjectHasher
+        self.documents = documents
     }
 
     init(environment: EnvironmentReader = EnvironmentReader(), portal: PortalConfiguration) throws(ConfigurationError) {
@@ -24,5 +30,6 @@ struct APISettings: Sendable {
         self.oidc = try OIDCSettings.read(environment, publicURL: portal.publicURL)
         self.sessions = try SessionSettings(environment: environment)
         self.subjectHasher = try SubjectHasher(environment: environment)
+        self.documents = try DocumentSettings(environment)
     }
 }

@@ -9,6 +9,7 @@ struct APIRouter {
     /// Every API endpoint with its access level (the operational endpoints are not in it).
     let catalog: RouteCatalog
     let identity: IdentityServices
+    let documents: DocumentServices
 }
 
 /// Builds the router: the conventions middleware around everything, the operational endpoints, then the API.
@@ -33,7 +34,11 @@ func buildRouter(_ process: PortalProcess, settings: APISettings, http: HTTPClie
     DepartmentBatchController(cases: departmentCases).register(on: routes)
     CasesController(identity: identity).register(on: routes)
     ZGWNotificationsController(identity: identity, jobs: process.jobs).register(on: routes)
-    return APIRouter(router: router, catalog: routes.catalog, identity: identity)
+    let documents = DocumentServices(settings: settings.documents, database: process.database, logger: process.logger)
+    DocumentsController(identity: identity, services: documents, jobs: process.jobs).register(on: routes)
+    MessagesController(identity: identity, services: documents, jobs: process.jobs).register(on: routes)
+    DepartmentMessagesController(identity: identity, services: documents, jobs: process.jobs).register(on: routes)
+    return APIRouter(router: router, catalog: routes.catalog, identity: identity, documents: documents)
 }
 
 /// Builds the API application. The server starts only when the schema is current.
@@ -44,11 +49,19 @@ func buildApplication(_ process: PortalProcess, settings: APISettings) throws ->
     var application = Application(
         router: api.router,
         configuration: process.httpConfiguration,
-        services: [process.database, SessionPruner(sessions: api.identity.sessions, database: process.database, logger: process.logger)],
+        services: [
+            process.database,
+            SessionPruner(sessions: api.identity.sessions, database: process.database, logger: process.logger),
+            UploadJanitor(services: api.documents, logger: process.logger),
+        ],
         logger: process.logger
     )
     application.beforeServerStarts {
         try await process.requireCurrentSchema()
+        try await settings.documents.checkStorage()
+        if settings.documents.clamd == nil {
+            process.logger.notice("PORTAL_CLAMD_ADDRESS is not set: uploads are stored without a virus scan")
+        }
         if settings.devLogin {
             process.logger.critical(
                 "PORTAL_DEV_LOGIN is on: anyone can log in as any BSN at /auth/dev-login. Never run this in production."

@@ -30,7 +30,7 @@ struct CasesController {
         }
         if let caseType = parameters["caseType"] { query.caseType = String(caseType) }
         if let cursor = parameters["cursor"] {
-            if let value = CaseListCursor(token: String(cursor)) {
+            if let value = PageCursor(token: String(cursor)) {
                 query.after = value
             } else {
                 errors.append(FieldError(name: "cursor", code: "invalid", reason: "Use the 'next' value of the previous page."))
@@ -49,9 +49,14 @@ struct CasesController {
         async let recorded: Void = self.identity.audit.record(
             self.auditRecord("case.list.read", objectID: nil, context: context), logger: context.logger)
         let (items, next) = try await self.cases.list(query, client: self.identity.database, logger: context.logger)
+        let counts = try await self.identity.database.withConnection { connection in
+            try await MessageStore().counts(caseIDs: items.map(\.id), on: connection, logger: context.logger)
+        }
         try await recorded
         let locale = context.resident.locale
-        return try JSONResponse.make(.ok, CaseListView(items: items.map { CaseListItemView($0, locale: locale) }, next: next?.token))
+        return try JSONResponse.make(
+            .ok, CaseListView(items: items.map { CaseListItemView($0, counts: counts[$0.id] ?? (0, 0), locale: locale) }, next: next?.token)
+        )
     }
 
     func show(_ request: Request, context: ResidentRequestContext) async throws -> Response {
@@ -63,6 +68,7 @@ struct CasesController {
             let caseType = try await self.caseTypes.find(id: record.caseTypeID, on: connection, logger: context.logger)
             let department = try await self.identity.departments.contact(of: record.departmentID, on: connection, logger: context.logger)
             let mailFailed = try await NotificationStore().lastMailFailed(caseID: record.id, on: connection, logger: context.logger)
+            let counts = try await MessageStore().counts(caseIDs: [record.id], on: connection, logger: context.logger)[record.id] ?? (0, 0)
             try await self.audit("case.read", objectID: record.id, context: context, on: connection)
             return CaseDetailView(
                 record,
@@ -71,6 +77,7 @@ struct CasesController {
                 departmentName: department?.name ?? "",
                 departmentContact: department?.contact,
                 mailFailed: mailFailed,
+                counts: counts,
                 locale: context.resident.locale
             )
         }
@@ -171,19 +178,18 @@ struct CaseListItemView: Encodable {
     let status: ResidentStatusView?
     let dueDate: String?
     let overdue: Bool
-    /// Messages and documents arrive with the documents-and-messages capability; until then there are none.
     let unreadMessages: Int
     let documents: Int
 
-    init(_ item: CaseListItem, locale: Resident.Locale) {
+    init(_ item: CaseListItem, counts: (unread: Int, documents: Int), locale: Resident.Locale) {
         self.id = item.id.uuidString.lowercased()
         self.caseType = CaseTypeRef(code: item.caseTypeCode, name: item.caseTypeName.text(for: locale))
         self.title = item.title
         self.status = item.status.map { ResidentStatusView($0, locale: locale) }
         self.dueDate = item.dueDate
         self.overdue = item.overdue
-        self.unreadMessages = 0
-        self.documents = 0
+        self.unreadMessages = counts.unread
+        self.documents = counts.documents
     }
 }
 
@@ -231,6 +237,7 @@ struct CaseDetailView: Encodable {
         departmentName: String,
         departmentContact: Contact?,
         mailFailed: Bool = false,
+        counts: (unread: Int, documents: Int) = (0, 0),
         locale: Resident.Locale
     ) {
         self.id = record.id.uuidString.lowercased()
@@ -264,8 +271,8 @@ struct CaseDetailView: Encodable {
         // Whom to ask: the case's handler, else the department's general contact, else at least the department's name.
         let contact = record.handler ?? departmentContact ?? Contact(name: departmentName)
         self.contact = ContactView(name: contact.name, phone: contact.phone, email: contact.email, hours: contact.hours)
-        self.unreadMessages = 0
-        self.documents = 0
+        self.unreadMessages = counts.unread
+        self.documents = counts.documents
         self.mailFailed = mailFailed
     }
 

@@ -14,11 +14,14 @@ struct APIRequestContext: RequestContext {
     /// Set by ``ResidentAuthenticator`` or ``DepartmentAuthenticator``; read it through ``ResidentRequestContext``
     /// or ``DepartmentRequestContext``, where it is not optional.
     var caller: Caller?
+    /// The connection, so an endpoint can stop reading a body it refused (an upload over the limit).
+    let channel: any Channel
 
     init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.traceID = Self.newTraceID()
         self.caller = nil
+        self.channel = source.channel
     }
 
     /// 16 random bytes as 32 lowercase hexadecimal characters, the W3C trace-id format.
@@ -63,6 +66,7 @@ struct ResidentRequestContext: ChildRequestContext {
     var coreContext: CoreRequestContextStorage
     let traceID: String
     let caller: ResidentCaller
+    let channel: any Channel
     var resident: Resident { self.caller.resident }
 
     init(context: APIRequestContext) throws {
@@ -70,6 +74,7 @@ struct ResidentRequestContext: ChildRequestContext {
         self.coreContext = context.coreContext
         self.traceID = context.traceID
         self.caller = caller
+        self.channel = context.channel
     }
 }
 
@@ -78,11 +83,13 @@ struct DepartmentRequestContext: ChildRequestContext {
     var coreContext: CoreRequestContextStorage
     let traceID: String
     let department: Department
+    let channel: any Channel
 
     init(context: APIRequestContext) throws {
         guard case .department(let department) = context.caller else { throw Problem.unauthorized() }
         self.coreContext = context.coreContext
         self.traceID = context.traceID
         self.department = department
+        self.channel = context.channel
     }
 }

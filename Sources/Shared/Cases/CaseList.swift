@@ -24,10 +24,10 @@ public struct CaseListQuery: Sendable {
     public var subject: Subject
     public var state: State?
     public var caseType: String?
-    public var after: CaseListCursor?
+    public var after: PageCursor?
     public var limit: Int
 
-    public init(subject: Subject, state: State? = nil, caseType: String? = nil, after: CaseListCursor? = nil, limit: Int = 20) {
+    public init(subject: Subject, state: State? = nil, caseType: String? = nil, after: PageCursor? = nil, limit: Int = 20) {
         self.subject = subject
         self.state = state
         self.caseType = caseType
@@ -36,9 +36,9 @@ public struct CaseListQuery: Sendable {
     }
 }
 
-/// Where a page of the case list ends: the last item's activity time (in whole microseconds, exactly as PostgreSQL
+/// Where a page of a list ends (the case list, the inbox): the last item's time (in whole microseconds, exactly as PostgreSQL
 /// stores it, so no row is skipped or repeated by rounding) and id. Opaque to clients.
-public struct CaseListCursor: Sendable, Equatable {
+public struct PageCursor: Sendable, Equatable {
     public var microseconds: Int64
     public var id: UUID
 
@@ -118,8 +118,7 @@ struct NextCaseListPage: CaseListStatement {
 
 extension CaseStore {
     /// One page of a resident's cases, newest activity first, and the cursor of the next page (nil on the last).
-    public func list(_ query: CaseListQuery, client: PostgresClient, logger: Logger) async throws -> ([CaseListItem], next: CaseListCursor?)
-    {
+    public func list(_ query: CaseListQuery, client: PostgresClient, logger: Logger) async throws -> ([CaseListItem], next: PageCursor?) {
         var items: [CaseListItem] = []
         var lastMicroseconds: Int64 = 0
         for try await (id, code, nameNL, nameEN, title, statusCode, statusNL, statusEN, setAt, final, dueDate, overdue, micros)
@@ -147,7 +146,7 @@ extension CaseStore {
         guard items.count > query.limit else { return (items, nil) }
         items.removeLast()
         let last = items[items.count - 1]
-        return (items, CaseListCursor(microseconds: lastMicroseconds, id: last.id))
+        return (items, PageCursor(microseconds: lastMicroseconds, id: last.id))
     }
 
     /// Records a resident's rating of a closed case, once.

@@ -25,7 +25,7 @@ public struct OperationalRoutes: Sendable {
         }
         router.get("/health/ready") { _, context in
             do {
-                try await Self.withTimeout(.seconds(2)) { try await self.migrator.requireCurrent() }
+                try await withTimeout(.seconds(2)) { try await self.migrator.requireCurrent() }
                 return Self.json(.ok, #"{"status":"ready"}"#)
             } catch let error as SchemaError {
                 context.logger.warning("not ready: schema", metadata: ["error": "\(error)"])
@@ -51,19 +51,4 @@ public struct OperationalRoutes: Sendable {
         Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 
-    struct TimeoutError: Error, CustomStringConvertible {
-        var description: String { "timed out" }
-    }
-
-    static func withTimeout<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await withThrowingTaskGroup(of: T.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                throw TimeoutError()
-            }
-            defer { group.cancelAll() }
-            return try await group.next()!
-        }
-    }
 }

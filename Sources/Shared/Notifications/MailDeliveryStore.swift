@@ -20,9 +20,10 @@ public struct MailDelivery: Sendable, Equatable {
 
     public struct Item: Sendable, Equatable {
         public var kind: NotificationKind
-        public var caseID: UUID
+        /// Nil for a message that is not about a case.
+        public var caseID: UUID?
 
-        public init(kind: NotificationKind, caseID: UUID) {
+        public init(kind: NotificationKind, caseID: UUID?) {
             self.kind = kind
             self.caseID = caseID
         }
@@ -130,14 +131,17 @@ public struct MailDeliveryStore: Sendable {
             let openRows = try await connection.query(
                 """
                 WITH mine AS (
-                    SELECT c.subject_kind, c.subject FROM notifications n JOIN cases c ON c.id = n.case_id WHERE n.id = \(id)
+                    SELECT coalesce(c.subject_kind, n.subject_kind) AS subject_kind, coalesce(c.subject, n.subject) AS subject
+                    FROM notifications n LEFT JOIN cases c ON c.id = n.case_id WHERE n.id = \(id)
                 )
                 SELECT n.id, n.kind, n.case_id, extract(epoch FROM now() - n.created_at)::float8, c.language, c.contact_email,
                        r.id, r.email, CASE WHEN r.locale_chosen_at IS NOT NULL THEN r.locale END, r.mail_preferences::text
                 FROM mine
-                JOIN cases c ON c.subject_kind = mine.subject_kind AND c.subject = mine.subject
-                JOIN notifications n ON n.case_id = c.id AND n.delivery_id IS NULL AND n.skipped IS NULL
-                LEFT JOIN residents r ON r.subject_kind = c.subject_kind AND r.subject = c.subject
+                JOIN notifications n ON n.delivery_id IS NULL AND n.skipped IS NULL AND (
+                    n.case_id IN (SELECT id FROM cases WHERE subject_kind = mine.subject_kind AND subject = mine.subject)
+                    OR (n.case_id IS NULL AND n.subject_kind = mine.subject_kind AND n.subject = mine.subject))
+                LEFT JOIN cases c ON c.id = n.case_id
+                LEFT JOIN residents r ON r.subject_kind = mine.subject_kind AND r.subject = mine.subject
                 ORDER BY n.id
                 FOR UPDATE OF n
                 """,
@@ -154,7 +158,7 @@ public struct MailDeliveryStore: Sendable {
             }
             var notifications: [Open] = []
             for try await (nid, nkind, caseID, age, caseLanguage, contact, resident, email, locale, preferences) in openRows.decode(
-                (Int64, String, UUID, Double, String, String?, UUID?, String?, String?, String?).self)
+                (Int64, String, UUID?, Double, String?, String?, UUID?, String?, String?, String?).self)
             {
                 guard let nkind = NotificationKind(rawValue: nkind) else { throw StoreError.unexpectedValue("notifications row \(nid)") }
                 let off = preferences.map(ResidentStore.switchedOff) ?? []
@@ -164,7 +168,7 @@ public struct MailDeliveryStore: Sendable {
                         // The verified address; without one, the address the resident gave on the case's form.
                         address: email ?? contact,
                         // The language the resident chose; until they chose one, the case's.
-                        language: Resident.Locale(rawValue: locale ?? caseLanguage) ?? .nl,
+                        language: Resident.Locale(rawValue: locale ?? caseLanguage ?? "nl") ?? .nl,
                         resident: resident,
                         switchedOff: nkind.preference.map(off.contains) ?? false))
             }
@@ -346,7 +350,7 @@ public struct MailDeliveryStore: Sendable {
         let rows = try await connection.query(
             "SELECT kind, case_id FROM notifications WHERE delivery_id = \(delivery) ORDER BY id", logger: self.logger)
         var items: [MailDelivery.Item] = []
-        for try await (kind, caseID) in rows.decode((String, UUID).self) {
+        for try await (kind, caseID) in rows.decode((String, UUID?).self) {
             guard let kind = NotificationKind(rawValue: kind) else {
                 throw StoreError.unexpectedValue("notification of delivery \(delivery)")
             }

@@ -33,12 +33,23 @@ public struct NewNotification: Sendable, Equatable {
     /// Makes it happen at most once, e.g. `status:<event id>`; recording the same key again does nothing.
     public var key: String
     public var kind: NotificationKind
-    public var caseID: UUID
+    /// The case it is about; nil for a message that is not about a case, which names its resident in `subject`.
+    public var caseID: UUID?
+    public var subject: Subject?
 
     public init(key: String, kind: NotificationKind, caseID: UUID) {
         self.key = key
         self.kind = kind
         self.caseID = caseID
+        self.subject = nil
+    }
+
+    /// A notification about a case when there is one, else to the resident.
+    public init(key: String, kind: NotificationKind, caseID: UUID?, subject: Subject) {
+        self.key = key
+        self.kind = kind
+        self.caseID = caseID
+        self.subject = caseID == nil ? subject : nil
     }
 
     /// A status event that became current and informs (a correction when it corrects an earlier one).
@@ -91,11 +102,13 @@ public struct NotificationStore: Sendable {
     ) async throws -> Int {
         guard !notifications.isEmpty else { return 0 }
         let query: PostgresQuery = """
-            INSERT INTO notifications (key, kind, case_id)
-            SELECT input.key, input.kind, input.case_id
-            FROM unnest(\(notifications.map(\.key)), \(notifications.map(\.kind.rawValue)), \(notifications.map(\.caseID)))
-                 WITH ORDINALITY AS input(key, kind, case_id, position)
-            JOIN cases ON cases.id = input.case_id
+            INSERT INTO notifications (key, kind, case_id, subject_kind, subject)
+            SELECT input.key, input.kind, nullif(input.case_id, '')::uuid, nullif(input.subject_kind, ''), nullif(input.subject, '')
+            FROM unnest(\(notifications.map(\.key)), \(notifications.map(\.kind.rawValue)),
+                        \(notifications.map { $0.caseID?.uuidString ?? "" }), \(notifications.map { $0.subject?.kind.rawValue ?? "" }),
+                        \(notifications.map { $0.subject?.number ?? "" }))
+                 WITH ORDINALITY AS input(key, kind, case_id, subject_kind, subject, position)
+            WHERE input.case_id = '' OR EXISTS (SELECT 1 FROM cases WHERE cases.id = nullif(input.case_id, '')::uuid)
             ORDER BY input.position
             ON CONFLICT (key) DO NOTHING
             RETURNING id

@@ -90,6 +90,31 @@ public struct JSONFields: Sendable {
         }
     }
 
+    /// An array of UUIDs (ids of other things), at most `maxCount` of them.
+    public mutating func uuids(_ name: String, maxCount: Int) -> [UUID]? {
+        self.known.insert(name)
+        switch self.object[name] {
+        case nil, .null?: return nil
+        case .array(let values)?:
+            guard values.count <= maxCount else {
+                self.fail(name, "too-long", "At most \(maxCount) ids.")
+                return nil
+            }
+            let ids = values.compactMap { value -> UUID? in
+                guard case .string(let text) = value else { return nil }
+                return UUID(uuidString: text)
+            }
+            guard ids.count == values.count else {
+                self.fail(name, "invalid", "Every item must be an id (a UUID).")
+                return nil
+            }
+            return ids
+        case let other?:
+            self.fail(name, "type", "Expected an array of ids, got \(other.typeName).")
+            return nil
+        }
+    }
+
     /// A string field with a fixed set of values.
     public mutating func choice<T: RawRepresentable<String> & CaseIterable>(_ name: String, _ type: T.Type, required: Bool = false) -> T? {
         guard let raw = self.string(name, required: required) else { return nil }

@@ -31,6 +31,9 @@ struct APIHarness: Sendable {
         var broker = true
         var minimumACR: String?
         var sessions = SessionSettings()
+        var documents = DocumentSettings()
+        /// Serve over a real HTTP connection on a free port (streamed bodies) instead of calling the router directly.
+        var live = false
     }
 
     static func with(_ options: Options = Options(), _ body: @Sendable (APIHarness) async throws -> Void) async throws {
@@ -77,13 +80,14 @@ struct APIHarness: Sendable {
             devLogin: options.devLogin,
             oidc: oidc,
             sessions: options.sessions,
-            subjectHasher: SubjectHasher(key: self.auditKey)
+            subjectHasher: SubjectHasher(key: self.auditKey),
+            documents: options.documents
         )
         let api = try buildRouter(process, settings: settings)
         let (catalog, identity) = (api.catalog, api.identity)
         let application = Application(router: api.router, logger: logger)
         try await process.database.whileRunning {
-            try await application.test(.router) { client in
+            try await application.test(options.live ? .live : .router) { client in
                 try await body(
                     APIHarness(client: client, database: database, catalog: catalog, identity: identity, broker: broker, log: log))
             }

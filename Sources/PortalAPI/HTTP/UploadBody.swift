@@ -1,0 +1,182 @@
+import Foundation
+import Hummingbird
+import MultipartKit
+import NIOCore
+import Shared
+
+/// A request body read part by part as `multipart/form-data` (RFC 7578), each part's content streamed: nothing is
+/// collected but the small fields a caller asks for.
+final class MultipartReader {
+    struct Part {
+        /// The `name` of the part's `Content-Disposition`.
+        let name: String
+        /// The `filename`, for a file.
+        let fileName: String?
+    }
+
+    private enum Event {
+        case header(String, String)
+        case body(ByteBuffer)
+        case end
+    }
+
+    private var iterator: RequestBody.AsyncIterator
+    private let parser: MultipartParser
+    private let events = Events()
+    private var finished = false
+    /// The current part's content was read to its end.
+    private var partEnded = false
+    /// Header bytes allowed per part, so a body of endless headers cannot grow memory.
+    private let maxHeaderBytes = 8 * 1024
+
+    private final class Events {
+        var queue: [Event] = []
+        var start = 0
+
+        var isEmpty: Bool { self.start == self.queue.count }
+
+        func peek() -> Event? { self.isEmpty ? nil : self.queue[self.start] }
+
+        func pop() -> Event? {
+            guard let event = self.peek() else { return nil }
+            self.start += 1
+            if self.isEmpty {
+                self.queue.removeAll(keepingCapacity: true)
+                self.start = 0
+            }
+            return event
+        }
+    }
+
+    /// The boundary of a `multipart/form-data` content type; nil for any other type.
+    static func boundary(contentType: String?) -> String? {
+        guard let contentType, MediaRange.type(of: contentType) == "multipart/form-data" else { return nil }
+        let boundary = FileName.parameters(contentType).first { $0.name == "boundary" }?.value
+        guard let boundary, (1...70).contains(boundary.count) else { return nil }
+        return boundary
+    }
+
+    init(body: RequestBody, boundary: String) {
+        self.iterator = body.makeAsyncIterator()
+        self.parser = MultipartParser(boundary: boundary)
+        let events = self.events
+        self.parser.onHeader = { name, value in events.queue.append(.header(name, value)) }
+        self.parser.onBody = { buffer in events.queue.append(.body(buffer)) }
+        self.parser.onPartComplete = { events.queue.append(.end) }
+    }
+
+    /// Reads more of the body into events; false at its end.
+    private func fill() async throws -> Bool {
+        guard !self.finished else { return false }
+        guard let buffer = try await self.iterator.next() else {
+            self.finished = true
+            return false
+        }
+        do {
+            try self.parser.execute(buffer)
+        } catch {
+            throw Problem.badRequest("invalid-multipart", "The multipart/form-data body is malformed.")
+        }
+        return true
+    }
+
+    /// The next part's headers; the rest of the current part is skipped. Nil after the last part.
+    func nextPart() async throws -> Part? {
+        // Skip what is left of the current part.
+        while true {
+            guard let event = self.events.peek() else {
+                guard try await self.fill() else { return nil }
+                continue
+            }
+            if case .header = event { break }
+            _ = self.events.pop()
+        }
+        self.partEnded = false
+        var headers: [(String, String)] = []
+        var headerBytes = 0
+        while true {
+            guard let event = self.events.peek() else {
+                guard try await self.fill() else { throw UploadRefusal.incomplete }
+                continue
+            }
+            guard case .header(let name, let value) = event else { break }
+            _ = self.events.pop()
+            headerBytes += name.utf8.count + value.utf8.count
+            if headerBytes > self.maxHeaderBytes {
+                throw Problem.badRequest("invalid-multipart", "A part of the multipart/form-data body has too many headers.")
+            }
+            headers.append((name.lowercased(), value))
+        }
+        guard let disposition = headers.first(where: { $0.0 == "content-disposition" })?.1,
+            let name = FileName.parameters(disposition).first(where: { $0.name == "name" })?.value
+        else {
+            throw Problem.badRequest(
+                "invalid-multipart", "Every part of a multipart/form-data body needs a Content-Disposition with a name.")
+        }
+        return Part(name: name, fileName: FileName.fromContentDisposition(disposition))
+    }
+
+    /// The next piece of the current part's content; nil at the part's end (and after it, until the next part).
+    func nextChunk() async throws -> ByteBuffer? {
+        guard !self.partEnded else { return nil }
+        while true {
+            guard let event = self.events.peek() else {
+                guard try await self.fill() else { throw UploadRefusal.incomplete }
+                continue
+            }
+            switch event {
+            case .body(let buffer):
+                _ = self.events.pop()
+                return buffer
+            case .end:
+                _ = self.events.pop()
+                self.partEnded = true
+                return nil
+            case .header:
+                self.partEnded = true
+                return nil
+            }
+        }
+    }
+
+    /// The current part's content as text, at most `limit` bytes.
+    func text(limit: Int) async throws -> String {
+        var collected = ByteBuffer()
+        while var chunk = try await self.nextChunk() {
+            guard collected.readableBytes + chunk.readableBytes <= limit else {
+                throw Problem(status: .contentTooLarge, code: "too-large", detail: "A form field is longer than \(limit) bytes.")
+            }
+            collected.writeBuffer(&chunk)
+        }
+        return String(buffer: collected)
+    }
+}
+
+/// Where an upload's file comes from: a raw body with its name in `Content-Disposition`, or the `file` part of a
+/// `multipart/form-data` body.
+struct UploadSource {
+    let fileName: String
+    let next: () async throws -> ByteBuffer?
+
+    /// A raw body (any type but multipart/form-data): the file name from `Content-Disposition: attachment;
+    /// filename*=UTF-8''...` (or `filename=`).
+    static func raw(_ request: Request) throws -> UploadSource {
+        guard let header = request.headers[.contentDisposition], let name = FileName.fromContentDisposition(header), !name.isEmpty else {
+            throw Problem.invalidInput([
+                FieldError(
+                    name: "Content-Disposition", code: "required",
+                    reason: "Name the file: Content-Disposition: attachment; filename=\"brief.pdf\", or send a multipart/form-data form.")
+            ])
+        }
+        var iterator = request.body.makeAsyncIterator()
+        return UploadSource(fileName: name, next: { try await iterator.next() })
+    }
+
+    /// The `file` part of a form, once `reader` stands at it.
+    static func part(_ part: MultipartReader.Part, of reader: MultipartReader) throws -> UploadSource {
+        guard let name = part.fileName, !name.isEmpty else {
+            throw Problem.invalidInput([FieldError(name: part.name, code: "required", reason: "The file part needs a filename.")])
+        }
+        return UploadSource(fileName: name, next: { try await reader.nextChunk() })
+    }
+}
