@@ -42,6 +42,13 @@ struct DepartmentClient: Sendable {
     /// GETs `url` from `connector`'s department. Throws ``SyncError`` for a refused URL, a transport failure, or an
     /// answer that is too large; any status comes back as an ``Answer``.
     func get(_ url: URL, from connector: Connector, headers: HTTPHeaders = [:], logger: Logger) async throws -> Answer {
+        try await self.send(.GET, url, body: nil, from: connector, headers: headers, logger: logger)
+    }
+
+    /// Sends a request with `body` (when given) to `connector`'s department, under the same rules as ``get``.
+    func send(
+        _ method: HTTPMethod, _ url: URL, body: ByteBuffer?, from connector: Connector, headers: HTTPHeaders = [:], logger: Logger
+    ) async throws -> Answer {
         guard connector.settings.roots.contains(where: { SyncURLs.isURL(url, under: $0) }) else {
             logger.warning(
                 "security event",
@@ -56,7 +63,9 @@ struct DepartmentClient: Sendable {
         }
         let permit = try await self.gate.admitWaiting(connector, lease: self.timeout + .seconds(5))
         var request = HTTPClientRequest(url: url.absoluteString)
+        request.method = method
         request.headers = headers
+        if let body { request.body = .bytes(body) }
         request.headers.replaceOrAdd(name: "Accept", value: "application/json")
         let started = ContinuousClock.now
         let result: Result<Answer, any Error>

@@ -15,6 +15,9 @@ struct SyncSettings: Sendable {
     var repairInterval: Duration = .seconds(300)
     /// `PORTAL_SYNC_ZGW_LOOKBACK_DAYS`: ZGW reconciliation looks at zaken started this long ago or later.
     var lookback: Duration = .seconds(90 * 86400)
+    /// `PORTAL_DOCUMENT_STORAGE` and `PORTAL_DOCUMENT_DIRECTORY`, as the API has them: where residents' uploads are
+    /// read from for delivery.
+    var documents = DocumentSettings()
 
     init() {}
 
@@ -22,6 +25,7 @@ struct SyncSettings: Sendable {
         self.requestTimeout = try environment.seconds("PORTAL_SYNC_REQUEST_TIMEOUT_SECONDS", default: .seconds(30), in: 1...600)
         self.pageSize = try environment.integer("PORTAL_SYNC_PAGE_SIZE", default: 500, in: 1...1000)
         self.lookback = .seconds(try environment.integer("PORTAL_SYNC_ZGW_LOOKBACK_DAYS", default: 90, in: 1...3650) * 86400)
+        self.documents = try DocumentSettings(environment)
     }
 }
 
@@ -36,6 +40,10 @@ func buildSyncWorker(_ process: PortalProcess, settings: SyncSettings) -> some A
     var registry = JobRegistry()
     FeedPuller(client: client, database: process.database, jobs: process.jobs, pageSize: settings.pageSize).register(in: &registry)
     ZGWSync(client: client, database: process.database, jobs: process.jobs, lookback: settings.lookback).register(in: &registry)
+    DocumentDelivery(
+        client: client, database: process.database, storages: settings.documents.storages(database: process.database, logger: logger)
+    )
+    .register(in: &registry)
     let schedule = ScheduleRepair(database: process.database, jobs: process.jobs, interval: settings.repairInterval, logger: logger)
     return process.buildWorkerApplication(
         queues: [Queues.sync], registry: registry, services: [HTTPClientService(client: http), schedule])

@@ -57,6 +57,41 @@ struct ZGWClient: Sendable {
         }
     }
 
+    /// Sends `body` (JSON, or the given content type) with a fresh JWT; the answer whatever its status.
+    func send(
+        _ method: HTTPMethod, _ url: URL, json: some Encodable, crs: Bool = false
+    ) async throws -> DepartmentClient.Answer {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .withoutEscapingSlashes
+        return try await self.send(
+            method, url, body: ByteBuffer(bytes: try encoder.encode(json)), contentType: "application/json", crs: crs)
+    }
+
+    func send(
+        _ method: HTTPMethod, _ url: URL, body: ByteBuffer, contentType: String, crs: Bool = false
+    ) async throws -> DepartmentClient.Answer {
+        var headers = HTTPHeaders()
+        headers.add(name: "Authorization", value: try await self.authorization())
+        headers.add(name: "Content-Type", value: contentType)
+        if crs {
+            headers.add(name: "Accept-Crs", value: "EPSG:4326")
+            headers.add(name: "Content-Crs", value: "EPSG:4326")
+        }
+        return try await self.client.send(method, url, body: body, from: self.connector, headers: headers, logger: self.logger)
+    }
+
+    /// Decodes an answer that must have `status`.
+    func decode<T: Decodable>(
+        _ type: T.Type, _ answer: DepartmentClient.Answer, expecting status: HTTPResponseStatus, what: String
+    ) throws -> T {
+        guard answer.status == status else { throw SyncError.status(answer.status, what) }
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(answer.body.readableBytesView))
+        } catch {
+            throw SyncError.malformed("\(T.self) from \(what): \(Self.describe(error))")
+        }
+    }
+
     /// Every result of a paginated list, following `next` (each page's URL is checked like any other).
     func all<T: Decodable & Sendable>(_ type: T.Type, _ url: URL, crs: Bool = false, maximumPages: Int = 1000) async throws -> [T] {
         var results: [T] = []

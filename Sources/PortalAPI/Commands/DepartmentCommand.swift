@@ -242,12 +242,33 @@ struct DepartmentCommand: AsyncParsableCommand {
         @Option(help: "The highest vertrouwelijkheidaanduiding of a case residents see.")
         var maxConfidentiality: String = "zaakvertrouwelijk"
 
+        @Option(help: "The Documenten API root: residents' uploads are delivered there and linked to their zaak.")
+        var documenten: String?
+
+        @Option(help: "With --documenten: the informatieobjecttype (a Catalogi API URL) of a resident's upload.")
+        var informatieobjecttype: String?
+
+        @Option(help: "With --documenten: the RSIN of the organisation that keeps the documents (bronorganisatie).")
+        var bronorganisatie: String?
+
         @Flag(help: "Issue a new callback credential (the abonnement's auth must then be changed too).")
         var rotateCredential = false
 
         func validate() throws {
             _ = try DepartmentCommand.url(self.zaken, "--zaken")
             _ = try DepartmentCommand.url(self.catalogi, "--catalogi")
+            if let documenten = self.documenten {
+                _ = try DepartmentCommand.url(documenten, "--documenten")
+                guard let type = self.informatieobjecttype, let rsin = self.bronorganisatie else {
+                    throw ValidationError("--documenten needs --informatieobjecttype and --bronorganisatie")
+                }
+                _ = try DepartmentCommand.url(type, "--informatieobjecttype")
+                guard rsin.count == 9, rsin.allSatisfy(\.isNumber) else {
+                    throw ValidationError("--bronorganisatie must be an RSIN: nine digits")
+                }
+            } else if self.informatieobjecttype != nil || self.bronorganisatie != nil {
+                throw ValidationError("--informatieobjecttype and --bronorganisatie go with --documenten")
+            }
             guard ZGWConfidentiality.levels.contains(self.maxConfidentiality) else {
                 throw ValidationError("--max-confidentiality must be one of \(ZGWConfidentiality.levels.joined(separator: ", "))")
             }
@@ -256,7 +277,10 @@ struct DepartmentCommand: AsyncParsableCommand {
         func run() async throws {
             let settings = Connector.Settings(
                 zaken: try DepartmentCommand.url(self.zaken, "--zaken"), catalogi: try DepartmentCommand.url(self.catalogi, "--catalogi"),
-                maxConfidentiality: self.maxConfidentiality)
+                maxConfidentiality: self.maxConfidentiality,
+                documenten: try self.documenten.map { try DepartmentCommand.url($0, "--documenten") },
+                informatieobjecttype: try self.informatieobjecttype.map { try DepartmentCommand.url($0, "--informatieobjecttype") },
+                bronorganisatie: self.bronorganisatie)
             let connector = self.options.connector(
                 .zgw, settings, clientID: self.clientId, secret: try DepartmentCommand.secret(from: self.secretEnv))
             let credential = try await DepartmentCommand.withStore { _, client, logger in

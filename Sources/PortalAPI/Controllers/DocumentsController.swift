@@ -41,6 +41,9 @@ struct DocumentsController {
                 try await self.checkAllowed(record, owner: owner, counting: stored, on: connection, logger: logger)
                 try await self.identity.audit.record(
                     Self.auditRecord("document.upload", stored.id, context: context), on: connection, logger: logger)
+                try await SyncJobs.deliver(
+                    document: stored.id, department: stored.departmentID, jobs: self.jobs, traceID: context.traceID, on: connection,
+                    logger: logger)
             }
             var response = try JSONResponse.make(.created, DocumentView(stored, href: Self.href(stored)))
             response.headers[.location] = "/api/v1/cases/\(caseID.uuidString.lowercased())/documents"

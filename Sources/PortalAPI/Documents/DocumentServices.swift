@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -154,28 +153,13 @@ struct DocumentServices: Sendable {
             headers[.reprDigest] = "sha-256=:\(record.sha256.base64EncodedString()):"
         }
         let body = ResponseBody(contentLength: Int(range.count)) { [range] writer in
-            let chunks = DocumentChunks.chunks(covering: range)
-            var index = chunks.lowerBound
-            while index < chunks.upperBound {
-                let batch = index..<min(chunks.upperBound, index + DocumentChunks.readBatch)
-                for (offset, var chunk) in try await storage.read(record.id, chunks: batch).enumerated() {
-                    let chunkIndex = batch.lowerBound + offset
-                    guard Data(SHA256.hash(data: chunk.readableBytesView)) == record.chunkHash(chunkIndex) else {
-                        logger.error(
-                            "document content does not match its hash",
-                            metadata: [
-                                "portal.document.id": "\(record.id.uuidString.lowercased())", "portal.document.chunk": "\(chunkIndex)",
-                            ])
-                        throw DocumentStorageError.missingChunk(record.id, index: chunkIndex)
-                    }
-                    let chunkStart = Int64(chunkIndex) * Int64(DocumentChunks.chunkSize)
-                    let from = max(range.lowerBound, chunkStart) - chunkStart
-                    let to = min(range.upperBound, chunkStart + Int64(chunk.readableBytes)) - chunkStart
-                    chunk.moveReaderIndex(forwardBy: Int(from))
-                    chunk.moveWriterIndex(to: chunk.readerIndex + Int(to - from))
-                    try await writer.write(chunk)
-                }
-                index = batch.upperBound
+            do {
+                try await storage.verifiedBytes(of: record, range: range) { try await writer.write($0) }
+            } catch let error as DocumentStorageError {
+                logger.error(
+                    "document content does not match its hash",
+                    metadata: ["portal.document.id": "\(record.id.uuidString.lowercased())", "error": "\(error)"])
+                throw error
             }
             try await writer.finish(nil)
         }

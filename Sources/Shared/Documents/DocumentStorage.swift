@@ -1,3 +1,4 @@
+import Crypto
 public import Foundation
 public import Logging
 public import NIOCore
@@ -208,13 +209,44 @@ public struct DirectoryDocumentStorage: DocumentStorage {
     }
 }
 
+extension DocumentStorage {
+    /// The bytes `range` of a stored document, handed to `body` a few chunks at a time. Every chunk is checked against
+    /// its stored SHA-256 before any of it is handed out: a damaged document throws ``DocumentStorageError/damaged``
+    /// where the damage is, and what went out before was intact.
+    public func verifiedBytes(
+        of record: DocumentRecord, range: Range<Int64>, _ body: (ByteBuffer) async throws -> Void
+    ) async throws {
+        let chunks = DocumentChunks.chunks(covering: range)
+        var index = chunks.lowerBound
+        while index < chunks.upperBound {
+            let batch = index..<min(chunks.upperBound, index + DocumentChunks.readBatch)
+            for (offset, var chunk) in try await self.read(record.id, chunks: batch).enumerated() {
+                let chunkIndex = batch.lowerBound + offset
+                guard Data(SHA256.hash(data: chunk.readableBytesView)) == record.chunkHash(chunkIndex) else {
+                    throw DocumentStorageError.damaged(record.id, index: chunkIndex)
+                }
+                let chunkStart = Int64(chunkIndex) * Int64(DocumentChunks.chunkSize)
+                let from = max(range.lowerBound, chunkStart) - chunkStart
+                let to = min(range.upperBound, chunkStart + Int64(chunk.readableBytes)) - chunkStart
+                chunk.moveReaderIndex(forwardBy: Int(from))
+                chunk.moveWriterIndex(to: chunk.readerIndex + Int(to - from))
+                try await body(chunk)
+            }
+            index = batch.upperBound
+        }
+    }
+}
+
 public enum DocumentStorageError: Error, CustomStringConvertible {
     case missingChunk(UUID, index: Int)
+    /// A chunk's content does not match its stored SHA-256.
+    case damaged(UUID, index: Int)
     case closed
 
     public var description: String {
         switch self {
         case .missingChunk(let id, let index): "chunk \(index) of document \(id.uuidString.lowercased()) is missing"
+        case .damaged(let id, let index): "chunk \(index) of document \(id.uuidString.lowercased()) does not match its hash"
         case .closed: "the document writer was closed after a failed write"
         }
     }

@@ -21,16 +21,31 @@ public struct Connector: Sendable, Equatable {
         public var catalogi: URL?
         /// ZGW: the highest `vertrouwelijkheidaanduiding` of a case shown to residents.
         public var maxConfidentiality: String?
+        /// ZGW, for delivering residents' uploads: the Documenten API's root. Without it the department fetches them.
+        public var documenten: URL?
+        /// ZGW delivery: the informatieobjecttype (in the Catalogi API) of a resident's upload.
+        public var informatieobjecttype: URL?
+        /// ZGW delivery: the RSIN of the organisation that keeps the documents (`bronorganisatie`).
+        public var bronorganisatie: String?
 
-        public init(url: URL? = nil, zaken: URL? = nil, catalogi: URL? = nil, maxConfidentiality: String? = nil) {
+        public init(
+            url: URL? = nil, zaken: URL? = nil, catalogi: URL? = nil, maxConfidentiality: String? = nil, documenten: URL? = nil,
+            informatieobjecttype: URL? = nil, bronorganisatie: String? = nil
+        ) {
             self.url = url
             self.zaken = zaken
             self.catalogi = catalogi
             self.maxConfidentiality = maxConfidentiality
+            self.documenten = documenten
+            self.informatieobjecttype = informatieobjecttype
+            self.bronorganisatie = bronorganisatie
         }
 
         /// Every URL under which this connector may fetch anything.
-        public var roots: [URL] { [self.url, self.zaken, self.catalogi].compactMap { $0 } }
+        public var roots: [URL] { [self.url, self.zaken, self.catalogi, self.documenten].compactMap { $0 } }
+
+        /// Whether residents' uploads are delivered to a Documenten API.
+        public var deliversDocuments: Bool { self.documenten != nil && self.informatieobjecttype != nil && self.bronorganisatie != nil }
     }
 
     public var departmentID: UUID

@@ -1,4 +1,6 @@
 public import Foundation
+public import Logging
+public import PostgresNIO
 
 /// The sync worker's job kinds, declared here so that whoever starts them (connecting a department, the ZGW
 /// notification callback) and the sync worker that runs them agree on names, payloads and unique keys.
@@ -42,6 +44,41 @@ public enum SyncJobs {
 
     /// Fetches one ZGW status with its case and applies it (unique key `zgw:<status URL>:<actie>`).
     public static let zgwStatus = JobKind<ZGWStatus>("sync.zgw.status", queue: Queues.sync, maxAttempts: 20)
+
+    public struct Delivery: Codable, Sendable {
+        public let department: UUID
+        public let document: UUID
+
+        public init(department: UUID, document: UUID) {
+            self.department = department
+            self.document = document
+        }
+    }
+
+    /// Delivers a resident's upload to the department's Documenten API and links it to the zaak (unique key
+    /// `deliver:document:<id>`). Many attempts: a department that is down backs off without spending any.
+    public static let deliverDocument = JobKind<Delivery>("sync.deliver.document", queue: Queues.sync, maxAttempts: 20)
+
+    /// Enqueues the delivery of a resident's upload, in the transaction that stores it, when its department takes
+    /// documents in a Documenten API (`connect-zgw --documenten`); otherwise the department fetches it.
+    public static func deliver(
+        document id: UUID, department: UUID, jobs: JobQueue, traceID: String?, on connection: PostgresConnection, logger: Logger
+    ) async throws {
+        let rows = try await connection.query(
+            """
+            SELECT 1 FROM department_connectors
+            WHERE department_id = \(department) AND kind = 'zgw' AND settings ? 'documenten' AND settings ? 'informatieobjecttype'
+            """,
+            logger: logger
+        )
+        guard try await rows.decode(Int.self).first(where: { _ in true }) != nil else { return }
+        _ = try await jobs.enqueue(
+            [
+                try NewJob(
+                    Self.deliverDocument, payload: Delivery(department: department, document: id),
+                    uniqueKey: "deliver:document:\(id.uuidString.lowercased())", traceID: traceID)
+            ], on: connection)
+    }
 
     /// The status job for `status`, a notification's `resourceUrl` or a status reconciliation found missing; one
     /// per status at a time (unique key `zgw:<status URL>:create`).

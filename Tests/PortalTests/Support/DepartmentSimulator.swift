@@ -43,6 +43,13 @@ final class DepartmentSimulator: Sendable {
         var rollen: [String: [JSONValue]] = [:]
         var statustypen: [String: [JSONValue]] = [:]
         var zgwCount = 0
+        var informatieobjecten: [String: Informatieobject] = [:]
+        /// Part id to (object id, index).
+        var parts: [String: (String, Int)] = [:]
+        var links: [(informatieobject: String, zaak: String)] = []
+        var partUploads = 0
+        /// Answer this many link requests with a 500 first.
+        var failLinks = 0
     }
 
     /// The secret our JWTs must be signed with, and the client id they must carry.
@@ -67,6 +74,19 @@ final class DepartmentSimulator: Sendable {
         router.get("/catalogi/api/v1/statustypen") { request, _ in try await holder.withLock { $0! }.zgw(request, list: .statustypen) }
         router.get("/zaken/api/v1/{kind}/{id}") { request, _ in try await holder.withLock { $0! }.zgw(request, list: nil) }
         router.get("/catalogi/api/v1/{kind}/{id}") { request, _ in try await holder.withLock { $0! }.zgw(request, list: nil) }
+        router.post("/documenten/api/v1/enkelvoudiginformatieobjecten") { request, _ in
+            try await holder.withLock { $0! }.createInformatieobject(request)
+        }
+        router.put("/documenten/api/v1/bestandsdelen/{id}") { request, context in
+            try await holder.withLock { $0! }.uploadPart(request, id: context.parameters.get("id") ?? "")
+        }
+        router.post("/documenten/api/v1/enkelvoudiginformatieobjecten/{id}/unlock") { request, context in
+            try await holder.withLock { $0! }.unlock(request, id: context.parameters.get("id") ?? "")
+        }
+        router.get("/documenten/api/v1/enkelvoudiginformatieobjecten/{id}") { request, context in
+            try await holder.withLock { $0! }.informatieobject(request, id: context.parameters.get("id") ?? "")
+        }
+        router.post("/zaken/api/v1/zaakinformatieobjecten") { request, _ in try await holder.withLock { $0! }.link(request) }
         return try await withTestServer(router, logger: logger) { port in
             let simulator = DepartmentSimulator(port: port)
             holder.withLock { $0 = simulator }
@@ -249,7 +269,12 @@ final class DepartmentSimulator: Sendable {
             case nil:
                 guard let resource = state.resources[path] else { return Response(status: .notFound) }
                 return Self.json(Self.encode(resource))
-            case .zaken: results = state.zaken.compactMap { state.resources[$0] }
+            case .zaken:
+                results = state.zaken.compactMap { state.resources[$0] }.filter { zaak in
+                    guard let wanted = query["identificatie"] else { return true }
+                    if case .object(let fields) = zaak { return fields["identificatie"]?.stringValue == wanted }
+                    return false
+                }
             case .rollen: results = state.rollen[query["zaak"] ?? ""] ?? []
             case .statustypen: results = state.statustypen[query["zaaktype"] ?? ""] ?? []
             }
@@ -267,6 +292,180 @@ final class DepartmentSimulator: Sendable {
             return Self.json(
                 Self.encode(.object(["count": .number(Double(results.count)), "next": next, "previous": .null, "results": .array(slice)])))
         }
+    }
+
+    // MARK: Documenten API (uploads in parts)
+
+    /// An enkelvoudiginformatieobject as the simulator keeps it.
+    struct Informatieobject: Sendable {
+        var fields: [String: JSONValue]
+        var lock: String
+        var locked = true
+        var parts: [Data?]
+        var partSize: Int
+    }
+
+    /// How large each bestandsdeel is (the last one smaller).
+    static let partSize = 100_000
+
+    /// The informatieobjecten created, each with its content once every part arrived.
+    var informatieobjecten: [(fields: [String: JSONValue], content: Data?, locked: Bool)] {
+        self.state.withLock { state in
+            state.informatieobjecten.values.map { object in
+                let complete = object.parts.allSatisfy { $0 != nil }
+                return (object.fields, complete ? object.parts.compactMap { $0 }.reduce(Data(), +) : nil, object.locked)
+            }
+        }
+    }
+
+    var links: [(informatieobject: String, zaak: String)] { self.state.withLock { $0.links } }
+    var partUploads: Int { self.state.withLock { $0.partUploads } }
+
+    /// The URL of the zaak with this identificatie.
+    func zaakURL(_ identificatie: String) -> String? {
+        self.state.withLock { state in
+            state.zaken.first { path in
+                if case .object(let fields)? = state.resources[path] {
+                    fields["identificatie"]?.stringValue == identificatie
+                } else {
+                    false
+                }
+            }.map { self.base + $0 }
+        }
+    }
+
+    /// The next `count` requests to link an informatieobject to a zaak fail with a 500.
+    func failLinks(_ count: Int) { self.state.withLock { $0.failLinks = count } }
+
+    private func authorized(_ request: Hummingbird.Request) async -> Bool {
+        let keys = JWTKeyCollection()
+        await keys.add(hmac: HMACKey(from: Self.zgwSecret), digestAlgorithm: .sha256)
+        let token = request.headers[.authorization].flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil } ?? ""
+        guard let claims = try? await keys.verify(token, as: ZGWClient.Claims.self) else { return false }
+        return claims.client_id == Self.zgwClientID
+    }
+
+    private func createInformatieobject(_ request: Hummingbird.Request) async throws -> Response {
+        guard await self.authorized(request) else { return Response(status: .forbidden) }
+        if case .failing = self.state.withLock({ $0.behaviour }) { return Response(status: .internalServerError) }
+        let body = try await request.body.collect(upTo: 1 << 20)
+        guard case .object(let fields) = try JSONDecoder().decode(JSONValue.self, from: Data(body.readableBytesView)),
+            let size = fields["bestandsomvang"]?.numberValue.map({ Int($0) }), size > 0, fields["inhoud"] == .null,
+            fields["bronorganisatie"]?.stringValue != nil, fields["informatieobjecttype"]?.stringValue != nil
+        else { return Response(status: .badRequest) }
+        let id = UUID().uuidString.lowercased()
+        let url = "\(self.base)/documenten/api/v1/enkelvoudiginformatieobjecten/\(id)"
+        let count = (size + Self.partSize - 1) / Self.partSize
+        let lock = UUID().uuidString.lowercased()
+        let parts: [JSONValue] = self.state.withLock { state in
+            state.informatieobjecten[id] = Informatieobject(
+                fields: fields.merging(["url": .string(url)]) { $1 }, lock: lock, parts: Array(repeating: nil, count: count),
+                partSize: Self.partSize)
+            return (0..<count).map { index in
+                let partID = UUID().uuidString.lowercased()
+                state.parts[partID] = (id, index)
+                let omvang = index == count - 1 ? size - index * Self.partSize : Self.partSize
+                return .object([
+                    "url": .string("\(self.base)/documenten/api/v1/bestandsdelen/\(partID)"), "volgnummer": .number(Double(index + 1)),
+                    "omvang": .number(Double(omvang)), "voltooid": .bool(false),
+                ])
+            }
+        }
+        var response = Self.json(Self.encode(.object(["url": .string(url), "lock": .string(lock), "bestandsdelen": .array(parts)])))
+        response.status = .created
+        return response
+    }
+
+    private func uploadPart(_ request: Hummingbird.Request, id: String) async throws -> Response {
+        guard await self.authorized(request) else { return Response(status: .forbidden) }
+        guard let contentType = request.headers[.contentType], let boundary = contentType.components(separatedBy: "boundary=").last
+        else { return Response(status: .unsupportedMediaType) }
+        let body = Data(try await request.body.collect(upTo: 64 << 20).readableBytesView)
+        let fields = Self.formFields(body, boundary: boundary)
+        return self.state.withLock { state in
+            guard let (objectID, index) = state.parts[id], var object = state.informatieobjecten[objectID] else {
+                return Response(status: .notFound)
+            }
+            guard fields["lock"].map({ String(decoding: $0, as: UTF8.self) }) == object.lock, let content = fields["inhoud"] else {
+                return Response(status: .badRequest)
+            }
+            let size = object.fields["bestandsomvang"]?.numberValue.map { Int($0) } ?? 0
+            let expected = index == object.parts.count - 1 ? size - index * object.partSize : object.partSize
+            guard content.count == expected else { return Response(status: .badRequest) }
+            object.parts[index] = content
+            state.informatieobjecten[objectID] = object
+            state.partUploads += 1
+            return Self.json("{}")
+        }
+    }
+
+    private func unlock(_ request: Hummingbird.Request, id: String) async throws -> Response {
+        guard await self.authorized(request) else { return Response(status: .forbidden) }
+        let body = try await request.body.collect(upTo: 1 << 16)
+        let lock = (try? JSONDecoder().decode([String: String].self, from: Data(body.readableBytesView)))?["lock"]
+        return self.state.withLock { state in
+            guard var object = state.informatieobjecten[id] else { return Response(status: .notFound) }
+            guard object.locked, lock == object.lock, object.parts.allSatisfy({ $0 != nil }) else {
+                return Response(status: .badRequest)
+            }
+            object.locked = false
+            state.informatieobjecten[id] = object
+            return Response(status: .noContent)
+        }
+    }
+
+    private func informatieobject(_ request: Hummingbird.Request, id: String) async throws -> Response {
+        guard await self.authorized(request) else { return Response(status: .forbidden) }
+        return self.state.withLock { state in
+            guard let object = state.informatieobjecten[id] else { return Response(status: .notFound) }
+            return Self.json(Self.encode(.object(object.fields.merging(["locked": .bool(object.locked)]) { $1 })))
+        }
+    }
+
+    private func link(_ request: Hummingbird.Request) async throws -> Response {
+        guard await self.authorized(request) else { return Response(status: .forbidden) }
+        let body = try await request.body.collect(upTo: 1 << 16)
+        guard let fields = try? JSONDecoder().decode([String: String].self, from: Data(body.readableBytesView)),
+            let object = fields["informatieobject"], let zaak = fields["zaak"]
+        else { return Response(status: .badRequest) }
+        return self.state.withLock { state in
+            if state.failLinks > 0 {
+                state.failLinks -= 1
+                return Response(status: .internalServerError)
+            }
+            let id = URL(string: object)?.lastPathComponent ?? ""
+            guard let stored = state.informatieobjecten[id], !stored.locked, state.resources[URL(string: zaak)?.path ?? ""] != nil else {
+                return Response(status: .badRequest)
+            }
+            if state.links.contains(where: { $0 == (object, zaak) }) {
+                var response = Self.json(#"{"invalidParams": [{"name": "nonFieldErrors", "code": "unique", "reason": "exists"}]}"#)
+                response.status = .badRequest
+                return response
+            }
+            state.links.append((object, zaak))
+            var response = Self.json(Self.encode(.object(["informatieobject": .string(object), "zaak": .string(zaak)])))
+            response.status = .created
+            return response
+        }
+    }
+
+    /// The fields of a `multipart/form-data` body, by name.
+    static func formFields(_ body: Data, boundary: String) -> [String: Data] {
+        let delimiter = Data("--\(boundary)".utf8)
+        var fields: [String: Data] = [:]
+        var rest = body[...]
+        while let start = rest.range(of: delimiter) {
+            rest = rest[start.upperBound...]
+            guard let headersEnd = rest.range(of: Data("\r\n\r\n".utf8)) else { break }
+            let headers = String(decoding: rest[rest.startIndex..<headersEnd.lowerBound], as: UTF8.self)
+            let contentStart = headersEnd.upperBound
+            guard let next = rest[contentStart...].range(of: Data("\r\n".utf8) + delimiter) else { break }
+            if let nameRange = headers.range(of: "name=\""), let end = headers[nameRange.upperBound...].firstIndex(of: "\"") {
+                fields[String(headers[nameRange.upperBound..<end])] = Data(rest[contentStart..<next.lowerBound])
+            }
+            rest = rest[next.lowerBound...]
+        }
+        return fields
     }
 
     private static func encode(_ value: JSONValue) -> String {
