@@ -18,32 +18,13 @@ struct CasesController {
     }
 
     func list(_ request: Request, context: ResidentRequestContext) async throws -> Response {
-        let parameters = request.uri.queryParameters
-        var errors: [FieldError] = []
+        var parameters = QueryReader(request)
         var query = CaseListQuery(subject: context.resident.subject)
-        if let state = parameters["state"] {
-            if let value = CaseListQuery.State(rawValue: String(state)) {
-                query.state = value
-            } else {
-                errors.append(FieldError(name: "state", code: "invalid", reason: "Must be 'open' or 'closed'."))
-            }
-        }
-        if let caseType = parameters["caseType"] { query.caseType = String(caseType) }
-        if let cursor = parameters["cursor"] {
-            if let value = PageCursor(token: String(cursor)) {
-                query.after = value
-            } else {
-                errors.append(FieldError(name: "cursor", code: "invalid", reason: "Use the 'next' value of the previous page."))
-            }
-        }
-        if let limit = parameters["limit"] {
-            if let value = Int(limit), (1...100).contains(value) {
-                query.limit = value
-            } else {
-                errors.append(FieldError(name: "limit", code: "invalid", reason: "Must be a whole number from 1 to 100."))
-            }
-        }
-        if !errors.isEmpty { throw Problem.invalidInput(errors) }
+        query.state = parameters.choice("state", CaseListQuery.State.self)
+        query.caseType = parameters.string("caseType")
+        query.after = parameters.cursor()
+        query.limit = parameters.limit(default: query.limit, maximum: 100)
+        try parameters.finish()
         // The record is written while the list is read, and committed before the data is sent: no disclosure
         // without its record.
         async let recorded: Void = self.identity.audit.record(

@@ -38,7 +38,7 @@ struct DepartmentMessagesController {
             guard let record else { throw Problem.notFound }
             let source = try await DocumentsController.source(request)
             let (document, isNew) = try await self.publish(
-                source, owner: record.subject, caseID: record.id, externalID: externalID, context: context)
+                source, owner: record.subject, caseID: record.id, externalID: externalID.map { "doc:\($0)" }, context: context)
             return try JSONResponse.make(isNew ? .created : .ok, DocumentView(document, href: Self.href(document)))
         } catch let problem as Problem {
             return DocumentServices.closing(problem, traceID: context.traceID, channel: context.channel)
@@ -77,7 +77,7 @@ struct DepartmentMessagesController {
                 on: connection, logger: context.logger)
             return documents.map { DepartmentDocumentView($0, caseReference: $0.caseID.flatMap { references[$0] }, href: Self.href($0)) }
         }
-        return try JSONResponse.make(.ok, DepartmentPage(items: page, next: page.last?.position ?? after))
+        return try JSONResponse.make(.ok, DepartmentPage(items: page, next: max(after, page.map(\.position).max() ?? after)))
     }
 
     func documentContent(_ request: Request, context: DepartmentRequestContext) async throws -> Response {
@@ -168,6 +168,15 @@ struct DepartmentMessagesController {
     }
 
     private func store(_ input: MessageInput, attachment: UploadSource?, context: DepartmentRequestContext) async throws -> Response {
+        // A repeat is answered with what was sent the first time, before any attachment is read.
+        if let externalID = input.externalID,
+            let existing = try await self.identity.database.withConnection({ connection in
+                try await self.messages.find(
+                    external: externalID, department: context.department.id, on: connection, logger: context.logger)
+            })
+        {
+            return try await self.respond(existing, isNew: false, context: context)
+        }
         let send: @Sendable (UUID?, PostgresConnection) async throws -> (MessageRecord, Bool) = { attachmentID, connection in
             var documentIDs: [UUID] = []
             if let id = input.documentID {
@@ -203,7 +212,7 @@ struct DepartmentMessagesController {
             let box = ResultBox()
             _ = try await self.publish(
                 attachment, owner: input.owner, caseID: input.caseID,
-                externalID: input.externalID.map { "message:\($0)" }, context: context
+                externalID: input.externalID.map { "msg:\($0)" }, context: context
             ) { document, connection in
                 box.set(try await send(document.id, connection))
             }
@@ -217,6 +226,10 @@ struct DepartmentMessagesController {
             result = try await self.identity.database.transaction(logger: context.logger) { try await send(nil, $0) }
         }
         let (message, isNew) = result
+        return try await self.respond(message, isNew: isNew, context: context)
+    }
+
+    private func respond(_ message: MessageRecord, isNew: Bool, context: DepartmentRequestContext) async throws -> Response {
         let documents = try await self.identity.database.withConnection { connection in
             try await self.services.documents.find(ids: message.documentIDs, on: connection, logger: context.logger)
         }
@@ -246,32 +259,17 @@ struct DepartmentMessagesController {
                     })
             }
         }
-        return try JSONResponse.make(.ok, DepartmentPage(items: page, next: page.last?.position ?? after))
+        return try JSONResponse.make(.ok, DepartmentPage(items: page, next: max(after, page.map(\.position).max() ?? after)))
     }
 
     // MARK: Helpers
 
     /// `after` (a position from an earlier page; fetching after it confirms everything up to it) and `limit`.
     static func pageParameters(_ request: Request) throws -> (after: Int64, limit: Int) {
-        let parameters = request.uri.queryParameters
-        var errors: [FieldError] = []
-        var after: Int64 = 0
-        var limit = 100
-        if let text = parameters["after"] {
-            if let value = Int64(text), value >= 0 {
-                after = value
-            } else {
-                errors.append(FieldError(name: "after", code: "invalid", reason: "Use the 'next' value of the previous page."))
-            }
-        }
-        if let text = parameters["limit"] {
-            if let value = Int(text), (1...500).contains(value) {
-                limit = value
-            } else {
-                errors.append(FieldError(name: "limit", code: "invalid", reason: "Must be a whole number from 1 to 500."))
-            }
-        }
-        if !errors.isEmpty { throw Problem.invalidInput(errors) }
+        var parameters = QueryReader(request)
+        let after = parameters.position("after")
+        let limit = parameters.limit(default: 100, maximum: 500)
+        try parameters.finish()
         return (after, limit)
     }
 

@@ -77,7 +77,8 @@ struct DocumentsController {
                     ? "This case is closed: it takes no more documents."
                     : "This case does not take documents at the moment. The case page says when it does.")
         }
-        let usage = try await self.services.documents.usage(caseID: record.id, owner: owner, on: connection, logger: logger)
+        let usage = try await self.services.documents.usage(
+            caseID: record.id, owner: owner, including: stored?.id, on: connection, logger: logger)
         let settings = self.services.settings
         let tooMany = stored == nil ? usage.files >= settings.maxFilesPerCase : usage.files > settings.maxFilesPerCase
         if tooMany || usage.bytes > Int64(settings.maxBytesPerCase) {

@@ -23,32 +23,11 @@ struct MessagesController {
     }
 
     func inbox(_ request: Request, context: ResidentRequestContext) async throws -> Response {
-        let parameters = request.uri.queryParameters
-        var errors: [FieldError] = []
-        var unreadOnly = false
-        if let unread = parameters["unread"] {
-            switch unread {
-            case "true": unreadOnly = true
-            case "false": unreadOnly = false
-            default: errors.append(FieldError(name: "unread", code: "invalid", reason: "Must be true or false."))
-            }
-        }
-        var cursor: PageCursor?
-        if let text = parameters["cursor"] {
-            cursor = PageCursor(token: String(text))
-            if cursor == nil {
-                errors.append(FieldError(name: "cursor", code: "invalid", reason: "Use the 'next' value of the previous page."))
-            }
-        }
-        var limit = 20
-        if let text = parameters["limit"] {
-            if let value = Int(text), (1...100).contains(value) {
-                limit = value
-            } else {
-                errors.append(FieldError(name: "limit", code: "invalid", reason: "Must be a whole number from 1 to 100."))
-            }
-        }
-        if !errors.isEmpty { throw Problem.invalidInput(errors) }
+        var parameters = QueryReader(request)
+        let unreadOnly = parameters.choice("unread", QueryFlag.self) == .true
+        let cursor = parameters.cursor()
+        let limit = parameters.limit(default: 20, maximum: 100)
+        try parameters.finish()
         let owner = context.resident.subject
         let view = try await self.identity.database.transaction(logger: context.logger) { connection in
             let (items, next) = try await self.messages.inbox(
@@ -158,6 +137,11 @@ struct MessagesController {
                 objectID: id?.uuidString.lowercased(), traceID: context.traceID),
             on: connection, logger: context.logger)
     }
+}
+
+/// A query flag: `true` or `false`.
+enum QueryFlag: String, CaseIterable {
+    case `true`, `false`
 }
 
 struct InboxView: Encodable {

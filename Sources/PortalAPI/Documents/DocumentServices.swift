@@ -60,8 +60,12 @@ struct DocumentServices: Sendable {
                 ])
             return (record, true)
         } catch {
-            try? await self.documents.abandon(document.id, client: self.database, logger: logger)
-            if case .directory = self.storage.kind { try? await self.storage.delete([document.id]) }
+            // Only the content of a row that is gone: a commit whose answer was lost may have stored it after all.
+            if (try? await self.documents.abandon(document.id, client: self.database, logger: logger)) == true,
+                case .directory = self.storage.kind
+            {
+                try? await self.storage.delete([document.id])
+            }
             if let refusal = error as? UploadRefusal {
                 logger.notice(
                     "upload refused",

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import PostgresNIO
 import ServiceLifecycle
@@ -18,13 +19,25 @@ struct UploadJanitor: Service {
 
     func cleanOnce() async {
         do {
-            let removed = try await self.services.documents.removeAbandoned(
+            let abandoned = try await self.services.documents.abandoned(
                 olderThan: self.age, client: self.services.database, logger: self.logger)
-            for (id, kind) in removed where kind == .directory {
-                try await self.services.storages[.directory]?.delete([id])
+            // The content first, then the rows: a file whose removal failed keeps its row, and is tried again next time.
+            var removable: [UUID] = []
+            for (id, kind) in abandoned {
+                guard kind == .directory else {
+                    removable.append(id)
+                    continue
+                }
+                do {
+                    try await self.services.storages[.directory]?.delete([id])
+                    removable.append(id)
+                } catch {
+                    self.logger.warning("removing an unfinished upload's file failed", metadata: ["error": "\(error)"])
+                }
             }
-            if !removed.isEmpty {
-                self.logger.info("removed unfinished uploads", metadata: ["portal.documents.removed": "\(removed.count)"])
+            try await self.services.documents.removeAbandoned(removable, client: self.services.database, logger: self.logger)
+            if !removable.isEmpty {
+                self.logger.info("removed unfinished uploads", metadata: ["portal.documents.removed": "\(removable.count)"])
             }
         } catch {
             self.logger.warning("removing unfinished uploads failed", metadata: ["error": "\(error)"])

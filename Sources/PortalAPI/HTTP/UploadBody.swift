@@ -28,10 +28,15 @@ final class MultipartReader {
     private var partEnded = false
     /// Header bytes allowed per part, so a body of endless headers cannot grow memory.
     private let maxHeaderBytes = 8 * 1024
+    /// Bytes read since the last content: the parser collects a header line whole before it reports it, so a
+    /// preamble or header without end is cut off here.
+    private var bytesWithoutContent = 0
 
     private final class Events {
         var queue: [Event] = []
         var start = 0
+        /// Content (a part's bytes or its end) came since this was last reset.
+        var sawContent = false
 
         var isEmpty: Bool { self.start == self.queue.count }
 
@@ -61,8 +66,14 @@ final class MultipartReader {
         self.parser = MultipartParser(boundary: boundary)
         let events = self.events
         self.parser.onHeader = { name, value in events.queue.append(.header(name, value)) }
-        self.parser.onBody = { buffer in events.queue.append(.body(buffer)) }
-        self.parser.onPartComplete = { events.queue.append(.end) }
+        self.parser.onBody = { buffer in
+            events.queue.append(.body(buffer))
+            events.sawContent = true
+        }
+        self.parser.onPartComplete = {
+            events.queue.append(.end)
+            events.sawContent = true
+        }
     }
 
     /// Reads more of the body into events; false at its end.
@@ -76,6 +87,16 @@ final class MultipartReader {
             try self.parser.execute(buffer)
         } catch {
             throw Problem.badRequest("invalid-multipart", "The multipart/form-data body is malformed.")
+        }
+        if self.events.sawContent {
+            self.events.sawContent = false
+            self.bytesWithoutContent = 0
+        } else {
+            self.bytesWithoutContent += buffer.readableBytes
+            if self.bytesWithoutContent > 4 * self.maxHeaderBytes {
+                throw Problem.badRequest(
+                    "invalid-multipart", "The multipart/form-data body has a part without content or with too many headers.")
+            }
         }
         return true
     }
@@ -96,7 +117,7 @@ final class MultipartReader {
         var headerBytes = 0
         while true {
             guard let event = self.events.peek() else {
-                guard try await self.fill() else { throw UploadRefusal.incomplete }
+                guard try await self.fill() else { throw DocumentServices.problem(.incomplete) }
                 continue
             }
             guard case .header(let name, let value) = event else { break }

@@ -15,6 +15,9 @@ public struct DocumentSettings: Sendable {
     /// Nil: files are stored unscanned (`scan` is `not-scanned`).
     public var clamd: ClamdScanner?
     public var storage: StorageChoice
+    /// `PORTAL_DOCUMENT_DIRECTORY` when set: documents stored there are read from there, also after switching new
+    /// documents to PostgreSQL.
+    public var directory: String?
 
     public enum StorageChoice: Sendable, Equatable {
         case postgres
@@ -63,6 +66,12 @@ public struct DocumentSettings: Sendable {
             throw ConfigurationError(variable: "PORTAL_DOCUMENT_STORAGE", problem: "must be postgres or directory, got \"\(other)\"")
         }
         self.init(maxBytes: maxBytes, maxFilesPerCase: maxFiles, maxBytesPerCase: maxBytesPerCase, clamd: clamd, storage: storage)
+        if let folder = environment.string("PORTAL_DOCUMENT_DIRECTORY") {
+            guard folder.hasPrefix("/") else {
+                throw ConfigurationError(variable: "PORTAL_DOCUMENT_DIRECTORY", problem: "must be an absolute path")
+            }
+            self.directory = folder
+        }
     }
 
     /// The storage these settings name, for new documents.
@@ -82,7 +91,9 @@ public struct DocumentSettings: Sendable {
     /// storage without moving old files.
     public func storages(database: PostgresClient, logger: Logger) -> [DocumentStorageKind: any DocumentStorage] {
         var result: [DocumentStorageKind: any DocumentStorage] = [.postgres: PostgresDocumentStorage(client: database, logger: logger)]
-        if case .directory(let root) = self.storage { result[.directory] = DirectoryDocumentStorage(root: root) }
+        var folder = self.directory
+        if case .directory(let root) = self.storage { folder = root }
+        if let folder { result[.directory] = DirectoryDocumentStorage(root: folder) }
         return result
     }
 }

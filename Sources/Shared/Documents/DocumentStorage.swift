@@ -193,8 +193,16 @@ public struct DirectoryDocumentStorage: DocumentStorage {
         try await FileSystem.shared.withFileHandle(forReadingAt: self.path(of: id)) { handle in
             var chunks: [ByteBuffer] = []
             for index in range {
-                let chunk = try await handle.readChunk(
-                    fromAbsoluteOffset: Int64(index) * Int64(DocumentChunks.chunkSize), length: .bytes(Int64(DocumentChunks.chunkSize)))
+                // One read may return less (a network file system does): read on until the chunk is whole or the file ends.
+                let start = Int64(index) * Int64(DocumentChunks.chunkSize)
+                var chunk = ByteBuffer()
+                while chunk.readableBytes < DocumentChunks.chunkSize {
+                    var more = try await handle.readChunk(
+                        fromAbsoluteOffset: start + Int64(chunk.readableBytes),
+                        length: .bytes(Int64(DocumentChunks.chunkSize - chunk.readableBytes)))
+                    if more.readableBytes == 0 { break }
+                    chunk.writeBuffer(&more)
+                }
                 guard chunk.readableBytes > 0 else { throw DocumentStorageError.missingChunk(id, index: index) }
                 chunks.append(chunk)
             }

@@ -135,17 +135,25 @@ public struct DocumentStore: Sendable {
         return try Self.record(row)
     }
 
-    /// Forgets a document that was not accepted (its chunks go with it).
-    public func abandon(_ id: UUID, client: PostgresClient, logger: Logger) async throws {
-        try await client.query("DELETE FROM documents WHERE id = \(id) AND state = 'receiving'", logger: logger)
+    /// Forgets a document that was not accepted (its chunks go with it). False when there was no such row (it was
+    /// accepted after all, by a commit whose answer got lost): its content must then stay.
+    @discardableResult
+    public func abandon(_ id: UUID, client: PostgresClient, logger: Logger) async throws -> Bool {
+        let rows = try await client.query("DELETE FROM documents WHERE id = \(id) AND state = 'receiving' RETURNING id", logger: logger)
+        return try await rows.decode(UUID.self).first { _ in true } != nil
     }
 
-    /// What `owner` uploaded to a case (stored, and still arriving, so parallel uploads count too).
-    public func usage(caseID: UUID, owner: Subject, on connection: PostgresConnection, logger: Logger) async throws -> UploadUsage {
+    /// What `owner` has stored in a case, with `upload` (one being accepted). Uploads still arriving elsewhere do not
+    /// count: the final check runs under the case's lock, so parallel uploads are counted one after another, and an
+    /// upload that died does not hold quota until it is cleaned up.
+    public func usage(
+        caseID: UUID, owner: Subject, including upload: UUID? = nil, on connection: PostgresConnection, logger: Logger
+    ) async throws -> UploadUsage {
         let rows = try await connection.query(
             """
             SELECT count(*)::int8, coalesce(sum(size), 0)::int8 FROM documents
             WHERE case_id = \(caseID) AND subject_kind = \(owner.kind.rawValue) AND subject = \(owner.number) AND origin = 'resident'
+              AND (state = 'stored' OR id = \(upload))
             """,
             logger: logger
         )
@@ -184,26 +192,33 @@ public struct DocumentStore: Sendable {
             on: connection, logger: logger)
     }
 
-    /// Residents' uploads for a department in the order it fetches them, after `position`. Fetching after a
-    /// position confirms everything up to it: those are marked delivered.
+    /// Residents' uploads for a department in the order it fetches them: every pending one that was not in an
+    /// earlier page, or comes after `position`. Asking after a position confirms the uploads offered before up to it:
+    /// those are marked delivered. (An upload stored after faster ones with higher positions is offered in a later
+    /// page, never skipped.)
     public func departmentFeed(
         department: UUID, after position: Int64, limit: Int, on connection: PostgresConnection, logger: Logger
     ) async throws -> [DocumentRecord] {
         try await connection.query(
             """
             UPDATE documents SET delivery = 'delivered', delivered_at = now()
-            WHERE department_id = \(department) AND origin = 'resident' AND state = 'stored' AND position <= \(position)
-              AND delivery = 'pending'
+            WHERE department_id = \(department) AND origin = 'resident' AND state = 'stored' AND delivery = 'pending'
+              AND position <= \(position) AND offered_at IS NOT NULL
             """,
             logger: logger
         )
         return try await self.all(
             """
-            SELECT \(unescaped: Self.columns) FROM documents d
-            WHERE d.department_id = \(department) AND d.origin = 'resident' AND d.state = 'stored' AND d.position > \(position)
-            ORDER BY d.position LIMIT \(limit)
+            UPDATE documents d SET offered_at = coalesce(d.offered_at, now())
+            WHERE d.id IN (
+                SELECT id FROM documents
+                WHERE department_id = \(department) AND origin = 'resident' AND state = 'stored' AND delivery = 'pending'
+                  AND (position > \(position) OR offered_at IS NULL)
+                ORDER BY position LIMIT \(limit))
+            RETURNING \(unescaped: Self.columns)
             """,
-            on: connection, logger: logger)
+            on: connection, logger: logger
+        ).sorted { $0.position < $1.position }
     }
 
     /// Marks a resident's upload delivered (the sync worker handed it over).
@@ -212,23 +227,26 @@ public struct DocumentStore: Sendable {
             "UPDATE documents SET delivery = 'delivered', delivered_at = now() WHERE id = \(id) AND delivery = 'pending'", logger: logger)
     }
 
-    /// Removes documents that were still being received `age` ago: their upload died with its process. Returns
-    /// their ids and storages, so the caller can remove content kept outside PostgreSQL.
-    public func removeAbandoned(
-        olderThan age: Duration, client: PostgresClient, logger: Logger
-    ) async throws -> [(UUID, DocumentStorageKind)] {
+    /// Documents that were still being received `age` ago: their upload died with its process.
+    public func abandoned(olderThan age: Duration, client: PostgresClient, logger: Logger) async throws -> [(UUID, DocumentStorageKind)] {
         let rows = try await client.query(
             """
-            DELETE FROM documents WHERE state = 'receiving' AND created_at < now() - make_interval(secs => \(age.seconds))
-            RETURNING id, storage
+            SELECT id, storage FROM documents WHERE state = 'receiving' AND created_at < now() - make_interval(secs => \(age.seconds))
+            LIMIT 1000
             """,
             logger: logger
         )
-        var removed: [(UUID, DocumentStorageKind)] = []
+        var found: [(UUID, DocumentStorageKind)] = []
         for try await (id, storage) in rows.decode((UUID, String).self) {
-            removed.append((id, DocumentStorageKind(rawValue: storage) ?? .postgres))
+            found.append((id, DocumentStorageKind(rawValue: storage) ?? .postgres))
         }
-        return removed
+        return found
+    }
+
+    /// Removes the rows of abandoned uploads (their chunks go with them), once their content elsewhere is gone.
+    public func removeAbandoned(_ ids: [UUID], client: PostgresClient, logger: Logger) async throws {
+        guard !ids.isEmpty else { return }
+        try await client.query("DELETE FROM documents WHERE id = ANY(\(ids)) AND state = 'receiving'", logger: logger)
     }
 
     private func first(_ query: PostgresQuery, on connection: PostgresConnection, logger: Logger) async throws -> DocumentRecord? {

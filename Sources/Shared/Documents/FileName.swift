@@ -32,10 +32,12 @@ public enum FileName {
         var name = String(scalars).trimmingCharacters(in: .whitespaces)
         while name.hasPrefix(".") { name.removeFirst() }
         while name.hasSuffix(".") || name.hasSuffix(" ") { name.removeLast() }
-        if name.count > self.maxLength {
+        // Counted in code points, as PostgreSQL counts (a name of combining marks is short in characters only).
+        if name.unicodeScalars.count > self.maxLength {
             let fileExtension = FileType.fileExtension(of: name)
-            let keep = fileExtension.isEmpty || fileExtension.count > 10 ? "" : "." + fileExtension
-            name = String(name.prefix(self.maxLength - keep.count)).trimmingCharacters(in: .whitespaces) + keep
+            let keep = fileExtension.isEmpty || fileExtension.unicodeScalars.count > 10 ? "" : "." + fileExtension
+            let stem = String(String.UnicodeScalarView(name.unicodeScalars.prefix(self.maxLength - keep.unicodeScalars.count)))
+            name = stem.trimmingCharacters(in: .whitespaces) + keep
         }
         return name.isEmpty ? "document" : name
     }

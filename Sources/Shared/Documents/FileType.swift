@@ -30,14 +30,13 @@ public enum FileType: String, Sendable, CaseIterable {
         }
     }
 
-    /// How many leading bytes ``recognise(_:)`` needs at most (fewer when the file is shorter).
-    public static let sniffLength = 4096
+    /// How many leading bytes ``recognise(_:)`` reads at most (fewer when the file is shorter): enough for an Office
+    /// file's first part names.
+    public static let sniffLength = 64 * 1024
 
     /// What the first bytes of a file are.
     public enum Content: Sendable, Equatable {
         case allowed(FileType)
-        /// An Office Open XML file whose part names come too late to tell Word, Excel or PowerPoint apart.
-        case officeOpenXML
         /// A ZIP that is no Office document, gzip, RAR, 7-Zip, tar, ...
         case archive
         /// A Windows or Linux executable, a script with a `#!` line.
@@ -73,8 +72,9 @@ public enum FileType: String, Sendable, CaseIterable {
     }
 
     /// Office documents are ZIP files with a known first entry: OOXML starts with `[Content_Types].xml` (or, from
-    /// some writers, `_rels/.rels` or `docProps/`), ODF with an uncompressed `mimetype` naming the type. Which OOXML
-    /// application it is shows in the part names that follow; anything else in a ZIP is an archive.
+    /// some writers, `_rels/.rels`) and has its main part (`word/document.xml`, `xl/workbook.xml`,
+    /// `ppt/presentation.xml`) among the first 64 KiB; ODF starts with an uncompressed `mimetype` naming the type.
+    /// Anything else in a ZIP is an archive.
     private static func zipContent(_ bytes: [UInt8]) -> Content {
         guard bytes.count >= 30 else { return .archive }
         let nameLength = Int(bytes[26]) | Int(bytes[27]) << 8
@@ -96,12 +96,14 @@ public enum FileType: String, Sendable, CaseIterable {
             }
             return .archive
         }
-        guard name == "[Content_Types].xml" || name.hasPrefix("_rels/") || name.hasPrefix("docProps/") else { return .archive }
+        guard name == "[Content_Types].xml" || name == "_rels/.rels" else { return .archive }
+        // The main part's name (local file headers keep names uncompressed) says which application it is; a ZIP that
+        // only starts like an Office file is an archive.
         let text = String(decoding: bytes, as: UTF8.self)
-        if text.contains("word/") { return .allowed(.docx) }
-        if text.contains("xl/") { return .allowed(.xlsx) }
-        if text.contains("ppt/") { return .allowed(.pptx) }
-        return .officeOpenXML
+        if text.contains("word/document.xml") { return .allowed(.docx) }
+        if text.contains("xl/workbook.xml") { return .allowed(.xlsx) }
+        if text.contains("ppt/presentation.xml") { return .allowed(.pptx) }
+        return .archive
     }
 
     /// The extension of a file name, lowercased; empty without one.
@@ -124,10 +126,6 @@ public enum FileType: String, Sendable, CaseIterable {
             guard let named else { throw .notAllowed(fileExtension: fileExtension) }
             guard named == type else { throw .mismatch(fileExtension: fileExtension) }
             return type
-        case .officeOpenXML:
-            guard let named else { throw .notAllowed(fileExtension: fileExtension) }
-            guard [.docx, .xlsx, .pptx].contains(named) else { throw .mismatch(fileExtension: fileExtension) }
-            return named
         }
     }
 }

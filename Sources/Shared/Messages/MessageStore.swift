@@ -100,6 +100,16 @@ public struct MessageStore: Sendable {
         return (record, false)
     }
 
+    /// The message a department sent under its own id.
+    public func find(
+        external id: String, department: UUID, on connection: PostgresConnection, logger: Logger
+    ) async throws -> MessageRecord? {
+        try await self.all(
+            "SELECT \(unescaped: Self.columns) FROM messages m WHERE m.department_id = \(department) AND m.external_id = \(id)",
+            on: connection, logger: logger
+        ).first
+    }
+
     /// A message of `owner`; another resident's id finds nothing.
     public func find(_ id: UUID, owner: Subject, on connection: PostgresConnection, logger: Logger) async throws -> MessageRecord? {
         try await self.all(
@@ -187,25 +197,31 @@ public struct MessageStore: Sendable {
         )
     }
 
-    /// Residents' messages to a department in the order it fetches them, after `position`. Fetching after a position
-    /// confirms everything up to it: those are marked delivered.
+    /// Residents' messages to a department in the order it fetches them: every pending one not in an earlier page, or
+    /// after `position`. Asking after a position confirms the messages offered before up to it (marked delivered).
     public func departmentFeed(
         department: UUID, after position: Int64, limit: Int, on connection: PostgresConnection, logger: Logger
     ) async throws -> [MessageRecord] {
         try await connection.query(
             """
             UPDATE messages SET delivery = 'delivered', delivered_at = now()
-            WHERE department_id = \(department) AND direction = 'from-resident' AND position <= \(position) AND delivery = 'pending'
+            WHERE department_id = \(department) AND direction = 'from-resident' AND delivery = 'pending'
+              AND position <= \(position) AND offered_at IS NOT NULL
             """,
             logger: logger
         )
         return try await self.all(
             """
-            SELECT \(unescaped: Self.columns) FROM messages m
-            WHERE m.department_id = \(department) AND m.direction = 'from-resident' AND m.position > \(position)
-            ORDER BY m.position LIMIT \(limit)
+            UPDATE messages m SET offered_at = coalesce(m.offered_at, now())
+            WHERE m.id IN (
+                SELECT id FROM messages
+                WHERE department_id = \(department) AND direction = 'from-resident' AND delivery = 'pending'
+                  AND (position > \(position) OR offered_at IS NULL)
+                ORDER BY position LIMIT \(limit))
+            RETURNING \(unescaped: Self.columns)
             """,
-            on: connection, logger: logger)
+            on: connection, logger: logger
+        ).sorted { $0.position < $1.position }
     }
 
     private func all(_ query: PostgresQuery, on connection: PostgresConnection, logger: Logger) async throws -> [MessageRecord] {

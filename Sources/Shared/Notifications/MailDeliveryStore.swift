@@ -133,15 +133,23 @@ public struct MailDeliveryStore: Sendable {
                 WITH mine AS (
                     SELECT coalesce(c.subject_kind, n.subject_kind) AS subject_kind, coalesce(c.subject, n.subject) AS subject
                     FROM notifications n LEFT JOIN cases c ON c.id = n.case_id WHERE n.id = \(id)
+                ), open AS (
+                    -- Two index paths: the resident's cases' notifications, and those about no case.
+                    SELECT n.id FROM mine
+                    JOIN cases c ON c.subject_kind = mine.subject_kind AND c.subject = mine.subject
+                    JOIN notifications n ON n.case_id = c.id AND n.delivery_id IS NULL AND n.skipped IS NULL
+                    UNION ALL
+                    SELECT n.id FROM mine
+                    JOIN notifications n ON n.case_id IS NULL AND n.subject_kind = mine.subject_kind AND n.subject = mine.subject
+                                        AND n.delivery_id IS NULL AND n.skipped IS NULL
                 )
                 SELECT n.id, n.kind, n.case_id, extract(epoch FROM now() - n.created_at)::float8, c.language, c.contact_email,
                        r.id, r.email, CASE WHEN r.locale_chosen_at IS NOT NULL THEN r.locale END, r.mail_preferences::text
-                FROM mine
-                JOIN notifications n ON n.delivery_id IS NULL AND n.skipped IS NULL AND (
-                    n.case_id IN (SELECT id FROM cases WHERE subject_kind = mine.subject_kind AND subject = mine.subject)
-                    OR (n.case_id IS NULL AND n.subject_kind = mine.subject_kind AND n.subject = mine.subject))
+                FROM notifications n
+                CROSS JOIN mine
                 LEFT JOIN cases c ON c.id = n.case_id
                 LEFT JOIN residents r ON r.subject_kind = mine.subject_kind AND r.subject = mine.subject
+                WHERE n.id IN (SELECT id FROM open) AND n.delivery_id IS NULL AND n.skipped IS NULL
                 ORDER BY n.id
                 FOR UPDATE OF n
                 """,

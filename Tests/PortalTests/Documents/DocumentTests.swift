@@ -92,12 +92,35 @@ struct DocumentTests {
                 #expect(response.status == item.status, "\(item.name): \(String(buffer: response.body))")
                 #expect(try APIHarness.object(response)["code"]?.stringValue == item.code, "\(item.name)")
             }
+            // A ZIP that starts like an Office file but has no main part is an archive; with one it is that document.
+            #expect(
+                try await fixture.upload(Self.zip(["_rels/.rels", "docProps/app.xml"]), name: "brief.docx").status == .unsupportedMediaType)
+            #expect(
+                try await fixture.upload(Self.zip(["[Content_Types].xml", "xl/workbook.xml"]), name: "brief.docx").status
+                    == .unsupportedMediaType)
             let mismatch = try APIHarness.object(try await fixture.upload(DocumentFixture.pdf(), name: "scan.png"))
             #expect(mismatch["detail"]?.stringValue?.contains("not what its name says (.png)") == true)
             #expect(try await fixture.storedCounts() == (0, 0))
             // The real thing passes.
             #expect(try await fixture.upload(png, name: "foto.PNG").status == .created)
+            #expect(
+                try await fixture.upload(Self.zip(["[Content_Types].xml", "_rels/.rels", "word/document.xml"]), name: "brief.docx").status
+                    == .created)
+            #expect(try await fixture.upload(Self.zip(["[Content_Types].xml", "xl/workbook.xml"]), name: "lijst.xlsx").status == .created)
         }
+    }
+
+    /// A ZIP of stored (uncompressed) entries with these names, a few bytes each.
+    static func zip(_ names: [String]) -> [UInt8] {
+        var bytes: [UInt8] = []
+        for name in names {
+            let nameBytes = Array(name.utf8)
+            let content = Array("<x/>".utf8)
+            bytes += [0x50, 0x4B, 0x03, 0x04, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+            bytes += [UInt8(content.count), 0, 0, 0, UInt8(content.count), 0, 0, 0]
+            bytes += [UInt8(nameBytes.count), 0, 0, 0] + nameBytes + content
+        }
+        return bytes + [0x50, 0x4B, 0x05, 0x06] + Array(repeating: 0, count: 18)
     }
 
     @Test("uploads only while the case's status takes them, never on a closed case, and within the quota")
@@ -149,11 +172,16 @@ struct DocumentTests {
                         && disposition.unicodeScalars.allSatisfy { $0.isASCII && $0.value >= 0x20 })
                 #expect(FileName.fromContentDisposition(disposition) == stored)
             }
+            // A name of combining marks: short in characters, long in code points (as the database counts).
+            let marks = try APIHarness.object(
+                try await fixture.upload(DocumentFixture.pdf(), name: "e" + String(repeating: "\u{301}", count: 300) + ".pdf"))
+            let marked = try #require(marks["fileName"]?.stringValue)
+            #expect(marked.unicodeScalars.count <= FileName.maxLength && marked.hasSuffix(".pdf"))
             // The content is stored under the generated id only.
             let rows = try await api.database.client.query("SELECT DISTINCT document_id FROM document_chunks")
             var ids = 0
             for try await _ in rows.decode(UUID.self) { ids += 1 }
-            #expect(ids == names.count)
+            #expect(ids == names.count + 1)
         }
     }
 

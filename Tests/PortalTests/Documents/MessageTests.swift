@@ -185,3 +185,48 @@ struct MessageTests {
         return kinds
     }
 }
+
+@Suite("Department fetch")
+struct DepartmentFetchTests {
+    @Test("an upload stored after faster ones with higher positions is still offered, and only confirmed once offered")
+    func lateUpload() async throws {
+        try await APIHarness.with { api in
+            let fixture = try await DocumentFixture.make(api)
+            let department = try await DocumentDeliveryTests.departmentID(api)
+            let store = DocumentStore()
+            let client = api.database.client
+            let logger = api.database.logger
+            let caseID = try #require(UUID(uuidString: fixture.caseID))
+            let owner = try Subject(kind: .bsn, validating: DocumentFixture.bsn)
+            func new() -> NewDocument {
+                NewDocument(
+                    departmentID: department, owner: owner, caseID: caseID, origin: .resident, fileName: "a.pdf", storage: .postgres)
+            }
+            let content = ReceivedContent(
+                type: .pdf, size: 10, sha256: Data(repeating: 1, count: 32), chunkHashes: Data(repeating: 2, count: 32), scan: .notScanned)
+            let (slow, fast) = (new(), new())
+            #expect(try await store.begin(slow, client: client, logger: logger))
+            #expect(try await store.begin(fast, client: client, logger: logger))
+            _ = try await client.withConnection { try await store.accept(fast.id, content: content, on: $0, logger: logger) }
+            func fetch(after: Int64) async throws -> [DocumentRecord] {
+                try await client.withConnection {
+                    try await store.departmentFeed(department: department, after: after, limit: 10, on: $0, logger: logger)
+                }
+            }
+            let first = try await fetch(after: 0)
+            #expect(first.map(\.id) == [fast.id])
+            let next = try #require(first.last?.position)
+            // The slow one is stored now, with a lower position than the department's `after`.
+            _ = try await client.withConnection { try await store.accept(slow.id, content: content, on: $0, logger: logger) }
+            let second = try await fetch(after: next)
+            #expect(second.map(\.id) == [slow.id], "the slow upload was skipped")
+            let states = try await client.query("SELECT id, delivery FROM documents ORDER BY position")
+            var delivery: [UUID: String] = [:]
+            for try await (id, state) in states.decode((UUID, String).self) { delivery[id] = state }
+            #expect(delivery[fast.id] == "delivered" && delivery[slow.id] == "pending")
+            _ = try await fetch(after: next)
+            let after = try await client.query("SELECT count(*) FROM documents WHERE delivery = 'delivered'")
+            for try await count in after.decode(Int.self) { #expect(count == 2) }
+        }
+    }
+}

@@ -154,6 +154,37 @@ struct NotifierTests {
         }
     }
 
+    @Test(
+        "a message about no case reaches the resident's verified address in the same mail as case news, linking to the inbox, without its content"
+    )
+    func generalMessage() async throws {
+        let smtp = try await SMTPTestServer(.plain)
+        defer { smtp.stop() }
+        try await APIHarness.with { api async throws in
+            let department = try await Self.department(api)
+            let caseID = try await Self.createCase(api, department, "Z-1")
+            _ = try await api.devLogin(bsn: "999993653")
+            try await api.database.client.query(
+                "UPDATE residents SET email = 'geverifieerd@example.org', email_verified_at = now() WHERE subject = '999993653'")
+            // Both before the notifier starts: one mail with a line for each.
+            let sent = try await api.request(
+                .post, "/api/v1/department/messages", headers: department,
+                json: #"{"recipient": {"bsn": "999993653"}, "title": "Uw nieuwe paspoortregels", "body": "Vertrouwelijke inhoud 42"}"#)
+            #expect(sent.status == .created, "\(String(buffer: sent.body))")
+            try await Self.push(api, department, "Z-1", event: "Z-1-2")
+            let settings = try NotifierHarness.settings(smtp)
+            try await NotifierHarness.with(api.database, settings: settings) { _ async throws in
+                #expect(try await eventually { (try? smtp.messages().count) == 1 })
+            }
+            let (raw, envelope) = try #require(try smtp.messages().first)
+            #expect(envelope["to"] == .array([.string("geverifieerd@example.org")]))
+            let text = try #require(try MailMessageTests.parsed(Array(raw.utf8))["text/plain"])
+            #expect(text.contains("U hebt een nieuw bericht. Bekijk uw berichten: https://portal.test/berichten"))
+            #expect(text.contains("Bekijk de zaak: https://portal.test/zaken/\(caseID.uuidString.lowercased())"))
+            for secret in ["Vertrouwelijke inhoud", "paspoortregels", "999993653"] { #expect(!raw.contains(secret), "\(secret)") }
+        }
+    }
+
     @Test("events for one resident within the merge window are one mail that lists them all")
     func mergeWindow() async throws {
         let smtp = try await SMTPTestServer(.plain)

@@ -24,13 +24,18 @@ CREATE TABLE documents (
     storage       text        NOT NULL CHECK (storage IN ('postgres', 'directory')),
     -- 'clean': clamd found nothing; 'not-scanned': no clamd configured when it was stored.
     scan          text        NOT NULL DEFAULT 'not-scanned' CHECK (scan IN ('clean', 'not-scanned')),
-    -- The department's own id for a document it published: publishing it again changes nothing.
-    external_id   text        CHECK (length(external_id) BETWEEN 1 AND 200),
+    -- The department's own id for a document it published (`doc:<Idempotency-Key>`, or `msg:<message id>` for a
+    -- message's attachment): publishing it again changes nothing.
+    external_id   text        CHECK (length(external_id) BETWEEN 1 AND 210),
     -- Resident uploads: 'pending' until the department has it (fetched it, or the sync worker delivered it).
     delivery      text        CHECK (delivery IN ('pending', 'delivered')),
     delivered_at  timestamptz,
-    -- The order in which departments fetch resident uploads (`GET /api/v1/department/documents?after=`).
+    -- The order in which departments fetch resident uploads (`GET /api/v1/department/documents?after=`), and when
+    -- an upload was first in a page. Positions are taken when a row is inserted, so a slow upload can be stored
+    -- after faster ones with higher positions: a fetch returns every pending row not offered yet, whatever its
+    -- position, and only offered rows are confirmed delivered (docs/DOCUMENTS.md).
     position      bigint      GENERATED ALWAYS AS IDENTITY UNIQUE,
+    offered_at    timestamptz,
     created_at    timestamptz NOT NULL DEFAULT now(),
     stored_at     timestamptz,
     CHECK (state = 'receiving' OR (sha256 IS NOT NULL AND chunk_hashes IS NOT NULL AND size > 0)),
@@ -40,7 +45,7 @@ CREATE TABLE documents (
 CREATE INDEX documents_case ON documents (case_id, created_at) WHERE state = 'stored';
 CREATE INDEX documents_owner ON documents (subject_kind, subject) WHERE state = 'stored';
 CREATE INDEX documents_receiving ON documents (created_at) WHERE state = 'receiving';
-CREATE INDEX documents_outbound ON documents (department_id, position) WHERE origin = 'resident' AND state = 'stored';
+CREATE INDEX documents_outbound ON documents (department_id, position) WHERE origin = 'resident' AND state = 'stored' AND delivery = 'pending';
 
 -- The content of documents kept in PostgreSQL: 256 KiB per row, so any replica can serve any file and a backup of
 -- the database is a backup of everything. PDFs, photos and Office files are compressed already: storing them
@@ -72,8 +77,10 @@ CREATE TABLE messages (
     -- Messages from the resident: 'pending' until the department has it.
     delivery      text        CHECK (delivery IN ('pending', 'delivered')),
     delivered_at  timestamptz,
-    -- The order in which departments fetch residents' messages (`GET /api/v1/department/messages?after=`).
+    -- The order in which departments fetch residents' messages (`GET /api/v1/department/messages?after=`), and when a
+    -- message was first in a page (as for documents: transactions commit out of position order).
     position      bigint      GENERATED ALWAYS AS IDENTITY UNIQUE,
+    offered_at    timestamptz,
     created_at    timestamptz NOT NULL DEFAULT now(),
     CHECK ((direction = 'from-resident') = (delivery IS NOT NULL)),
     CHECK (direction = 'to-resident' OR case_id IS NOT NULL),
@@ -83,7 +90,7 @@ CREATE TABLE messages (
 CREATE INDEX messages_inbox ON messages (subject_kind, subject, created_at DESC, id DESC);
 CREATE INDEX messages_unread ON messages (subject_kind, subject) WHERE direction = 'to-resident' AND read_at IS NULL;
 CREATE INDEX messages_case ON messages (case_id, created_at) WHERE case_id IS NOT NULL;
-CREATE INDEX messages_outbound ON messages (department_id, position) WHERE direction = 'from-resident';
+CREATE INDEX messages_outbound ON messages (department_id, position) WHERE direction = 'from-resident' AND delivery = 'pending';
 
 -- A message that is not about a case is announced by mail like any other news: a notification may name its
 -- resident instead of a case.
