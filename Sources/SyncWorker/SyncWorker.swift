@@ -44,18 +44,26 @@ func buildSyncWorker(_ process: PortalProcess, settings: SyncSettings) -> some A
         client: client, database: process.database, storages: settings.documents.storages(database: process.database, logger: logger)
     )
     .register(in: &registry)
-    let schedule = ScheduleRepair(database: process.database, jobs: process.jobs, interval: settings.repairInterval, logger: logger)
+    WebhookDelivery(http: http, database: process.database, publicURL: process.configuration.publicURL, timeout: settings.requestTimeout)
+        .register(in: &registry)
+    let schedule = ScheduleRepair(
+        database: process.database, jobs: process.jobs, interval: settings.repairInterval, lookback: settings.lookback, logger: logger)
     return process.buildWorkerApplication(
         queues: [Queues.sync], registry: registry, services: [HTTPClientService(client: http), schedule])
 }
 
-/// Starts again the schedule job of every connector that has none (its job died, or was cancelled by an operator).
-/// Every replica runs it; the jobs' unique keys make it a no-op where the job exists.
+/// Starts again the schedule job of every connector that has none (its job died, or was cancelled by an operator),
+/// and applies the sync tables' retention: refusals are kept 90 days for operators, skipped ZGW statuses until
+/// reconciliation can no longer meet them (the lookback and a month). Every replica runs it; the jobs' unique keys
+/// and the idempotent deletes make running it twice harmless.
 struct ScheduleRepair: Service {
     let database: PostgresClient
     let jobs: JobQueue
     let interval: Duration
+    var lookback: Duration = .seconds(90 * 86400)
     let logger: Logger
+
+    static let refusalRetention: Duration = .seconds(90 * 86400)
 
     func run() async throws {
         try await PeriodicWork(every: self.interval) { await self.repair() }.run()
@@ -75,6 +83,16 @@ struct ScheduleRepair: Service {
             }
         } catch {
             self.logger.warning("checking the schedule jobs failed; it runs again later", metadata: ["error": "\(error)"])
+        }
+        do {
+            try await self.database.query(
+                "DELETE FROM sync_refusals WHERE refused_at < now() - make_interval(secs => \(Self.refusalRetention.seconds))",
+                logger: self.logger)
+            try await self.database.query(
+                "DELETE FROM zgw_skipped WHERE skipped_at < now() - make_interval(secs => \((self.lookback + .seconds(30 * 86400)).seconds))",
+                logger: self.logger)
+        } catch {
+            self.logger.warning("the sync tables' retention failed; it runs again later", metadata: ["error": "\(error)"])
         }
     }
 }

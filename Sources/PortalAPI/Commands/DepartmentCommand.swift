@@ -11,8 +11,8 @@ struct DepartmentCommand: AsyncParsableCommand {
         commandName: "department",
         abstract: "Onboard departments, manage their API keys, and connect the sync worker to their systems.",
         subcommands: [
-            Add.self, RotateKey.self, Revoke.self, List.self, Stats.self, ConnectFeed.self, ConnectZGW.self, Pause.self, Resume.self,
-            Status.self,
+            Add.self, RotateKey.self, Revoke.self, List.self, Stats.self, ConnectFeed.self, ConnectZGW.self, ConnectWebhook.self,
+            Pause.self, Resume.self, Status.self,
         ]
     )
 
@@ -298,6 +298,36 @@ struct DepartmentCommand: AsyncParsableCommand {
             Swift.print("Abonnement for Open Notificaties (kanaal \"zaken\"): callbackUrl <public URL>/api/v1/zgw/notifications,")
             Swift.print("auth (shown once; store it in the abonnement and nowhere else):")
             Swift.print("Bearer \(credential)")
+        }
+    }
+
+    struct ConnectWebhook: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "connect-webhook",
+            abstract: "Post residents' messages and uploads to the department's own webhook, signed (docs/SYNC.md, \"Webhook\")."
+        )
+
+        @OptionGroup var department: DepartmentID
+
+        @Option(help: "The webhook's URL (https, or http on loopback for tests).")
+        var url: String
+
+        @Option(help: "The environment variable holding the signing secret (at least 32 bytes), which the department also keeps.")
+        var secretEnv: String
+
+        func validate() throws {
+            _ = try DepartmentCommand.url(self.url, "--url")
+        }
+
+        func run() async throws {
+            guard let secret = try DepartmentCommand.secret(from: self.secretEnv), secret.utf8.count >= 32 else {
+                throw ValidationError("the signing secret must be at least 32 bytes")
+            }
+            let webhook = Webhook(departmentID: self.department.id, url: try DepartmentCommand.url(self.url, "--url"), secret: secret)
+            try await DepartmentCommand.withStore { _, client, logger in
+                try await WebhookStore().set(webhook, client: client, logger: logger)
+            }
+            Swift.print("department \(self.department) receives residents' messages and uploads at its webhook from now on")
         }
     }
 

@@ -110,6 +110,9 @@ struct MessagesController {
                     documentIDs: Array(Set(documentIDs))),
                 on: connection, logger: context.logger)
             try await self.audit("message.send", message.id, context: context, on: connection)
+            try await SyncJobs.deliver(
+                message: message.id, department: record.departmentID, jobs: self.jobs, traceID: context.traceID, on: connection,
+                logger: context.logger)
             return try await self.views([message], on: connection, logger: context.logger)[0]
         }
         var response = try JSONResponse.make(.created, view)

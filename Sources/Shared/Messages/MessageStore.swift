@@ -184,6 +184,20 @@ public struct MessageStore: Sendable {
             on: connection, logger: logger)
     }
 
+    /// A message of a department's (one from a resident to it, or its own).
+    public func find(_ id: UUID, department: UUID, on connection: PostgresConnection, logger: Logger) async throws -> MessageRecord? {
+        try await self.all(
+            "SELECT \(unescaped: Self.columns) FROM messages m WHERE m.id = \(id) AND m.department_id = \(department)", on: connection,
+            logger: logger
+        ).first
+    }
+
+    /// Marks a resident's message delivered (the sync worker handed it over).
+    public func markDelivered(_ id: UUID, on connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.query(
+            "UPDATE messages SET delivery = 'delivered', delivered_at = now() WHERE id = \(id) AND delivery = 'pending'", logger: logger)
+    }
+
     /// Marks messages to `owner` read (those already read keep their first reading time).
     public func markRead(_ ids: [UUID], owner: Subject, on connection: PostgresConnection, logger: Logger) async throws {
         guard !ids.isEmpty else { return }

@@ -59,8 +59,9 @@ public enum SyncJobs {
     /// `deliver:document:<id>`). Many attempts: a department that is down backs off without spending any.
     public static let deliverDocument = JobKind<Delivery>("sync.deliver.document", queue: Queues.sync, maxAttempts: 20)
 
-    /// Enqueues the delivery of a resident's upload, in the transaction that stores it, when its department takes
-    /// documents in a Documenten API (`connect-zgw --documenten`); otherwise the department fetches it.
+    /// Enqueues the delivery of a resident's upload, in the transaction that stores it: to the department's
+    /// Documenten API when it has one (`connect-zgw --documenten`), else to its webhook when it has one; otherwise the
+    /// department fetches it.
     public static func deliver(
         document id: UUID, department: UUID, jobs: JobQueue, traceID: String?, on connection: PostgresConnection, logger: Logger
     ) async throws {
@@ -71,7 +72,10 @@ public enum SyncJobs {
             """,
             logger: logger
         )
-        guard try await rows.decode(Int.self).first(where: { _ in true }) != nil else { return }
+        guard try await rows.decode(Int.self).first(where: { _ in true }) != nil else {
+            return try await self.enqueueWebhook(
+                WebhookItem(department: department, kind: .document, id: id), jobs: jobs, traceID: traceID, on: connection, logger: logger)
+        }
         _ = try await jobs.enqueue(
             [
                 try NewJob(

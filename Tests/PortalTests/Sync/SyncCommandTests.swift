@@ -3,8 +3,9 @@ import PostgresNIO
 import Testing
 
 @testable import Shared
+@testable import SyncWorker
 
-/// `PortalAPI department connect-feed|connect-zgw|pause|resume|status`, as an operator runs them.
+/// `PortalAPI department connect-feed|connect-zgw|connect-webhook|pause|resume|status`, as an operator runs them.
 @Suite("Sync operator commands")
 struct SyncCommandTests {
     @Test("connecting, pausing and watching a department; secrets come from the environment and are never printed")
@@ -32,6 +33,18 @@ struct SyncCommandTests {
             ])
             #expect(connected == 0, "\(connectOutput)")
             #expect(!connectOutput.contains(token))
+            // A webhook: the short secret is refused, a good one stored and never printed.
+            let (short, shortOutput) = try await run([
+                "connect-webhook", "--id", feed.uuidString, "--url", "https://feed.example/hook", "--secret-env", "SHORT_SECRET",
+            ])
+            #expect(short != 0 && shortOutput.contains("at least 32 bytes"), "\(shortOutput)")
+            let (hooked, hookOutput) = try await run([
+                "connect-webhook", "--id", feed.uuidString, "--url", "https://feed.example/hook", "--secret-env", "ZGW_SECRET",
+            ])
+            #expect(hooked == 0 && !hookOutput.contains(secret), "\(hookOutput)")
+            #expect(
+                try await database.scalar("SELECT url FROM department_webhooks WHERE department_id = \(feed)", as: String.self)
+                    == "https://feed.example/hook")
             #expect(
                 try await database.scalar("SELECT secret FROM department_connectors WHERE department_id = \(feed)", as: String.self)
                     == token)
@@ -83,6 +96,33 @@ struct SyncCommandTests {
             let statuses = try lines.map { try JSONDecoder().decode([String: JSONValue].self, from: Data($0.utf8)) }
             #expect(statuses.allSatisfy { $0["paused"] == .bool(false) && $0["changesApplied"] == .number(0) })
             #expect(!json.contains(token) && !json.contains(secret))
+        }
+    }
+}
+
+@Suite("Sync retention")
+struct SyncRetentionTests {
+    @Test("refusals older than 90 days and skipped ZGW statuses reconciliation can no longer meet are removed; recent ones stay")
+    func retention() async throws {
+        try await TestDatabase.with { database async throws in
+            let department = try await SyncHarness.feedDepartment(database, feed: URL(string: "https://feed.example")!)
+            try await database.client.query(
+                """
+                INSERT INTO sync_refusals (department_id, reason, refused_at) VALUES
+                    (\(department), 'old', now() - interval '91 days'), (\(department), 'recent', now() - interval '89 days')
+                """)
+            try await database.client.query(
+                """
+                INSERT INTO zgw_skipped (department_id, status_url, reason, skipped_at) VALUES
+                    (\(department), 'https://z/1', 'intern', now() - interval '121 days'),
+                    (\(department), 'https://z/2', 'intern', now() - interval '100 days')
+                """)
+            let repair = ScheduleRepair(
+                database: database.client, jobs: database.jobs, interval: .seconds(300), lookback: .seconds(90 * 86400),
+                logger: database.logger)
+            await repair.repair()
+            #expect(try await database.scalar("SELECT string_agg(reason, ',') FROM sync_refusals", as: String.self) == "recent")
+            #expect(try await database.scalar("SELECT string_agg(status_url, ',') FROM zgw_skipped", as: String.self) == "https://z/2")
         }
     }
 }
