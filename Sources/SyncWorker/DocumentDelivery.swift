@@ -29,6 +29,8 @@ struct DocumentDelivery: Sendable {
         var object: URL?
         var lock: String?
         var parts: [Part]
+        /// Our unlock succeeded (the parts are complete): only the link may be left.
+        var unlocked = false
     }
 
     struct Part: Codable, Sendable {
@@ -55,15 +57,26 @@ struct DocumentDelivery: Sendable {
             try await ConnectorStore().find(departmentID: payload.department, on: connection, logger: logger)
         }
         guard let connector, connector.kind == .zgw, connector.settings.deliversDocuments else {
-            logger.notice("the department no longer takes documents in a Documenten API; it fetches this one")
+            // Connected otherwise since: to its webhook if it has one, else it fetches the document.
+            logger.notice("the department no longer takes documents in a Documenten API")
+            try await self.database.withConnection { connection in
+                try await SyncJobs.deliver(
+                    document: payload.document, department: payload.department, jobs: JobQueue(client: self.database, logger: logger),
+                    traceID: context.job.traceID, on: connection, logger: logger)
+            }
             return
         }
         guard let target = try await self.target(payload, logger: logger) else { return }
         let zgw = ZGWClient(client: self.client, connector: connector, logger: logger)
         do {
             try await self.deliver(target, connector: connector, zgw: zgw, logger: logger)
-        } catch let error as SyncError where error.isTransient {
+        } catch let error as SyncError where Self.isDepartmentWide(error) {
+            // The department is down, overloaded, or refuses our credentials: back off without spending attempts.
             throw try await self.client.gate.backOff(payload.department, after: error, logger: logger)
+        } catch let error as SyncError where error.isTransient {
+            // A server error about this one request: tried again with the job's backoff, spending an attempt.
+            logger.warning("delivering a resident's upload failed; the job tries again later", metadata: ["error": "\(error)"])
+            throw error
         } catch let error as SyncError {
             // About this document only: recorded for operators; it stays pending and the department can still fetch it.
             logger.warning("a resident's upload cannot be delivered; the department can still fetch it", metadata: ["error": "\(error)"])
@@ -87,50 +100,122 @@ struct DocumentDelivery: Sendable {
         logger.info("a resident's upload reached the department's Documenten API")
     }
 
+    /// No answer, 408, 429, 502–504 (the department is unavailable), or 401/403 (it refuses our credentials): about
+    /// the department, not this document.
+    static func isDepartmentWide(_ error: SyncError) -> Bool {
+        switch error {
+        case .unreachable, .tooLarge: true
+        case .status(let status, _): [401, 403, 408, 429, 502, 503, 504].contains(status.code)
+        case .refusedURL, .malformed: false
+        }
+    }
+
     private func deliver(_ target: Target, connector: Connector, zgw: ZGWClient, logger: Logger) async throws {
         guard let zaken = connector.settings.zaken, let documenten = connector.settings.documenten,
             let informatieobjecttype = connector.settings.informatieobjecttype, let bronorganisatie = connector.settings.bronorganisatie
         else { return }
-        var components = URLComponents(url: zaken.appendingPathComponent("zaken"), resolvingAgainstBaseURL: false)!
-        components.queryItems = [URLQueryItem(name: "identificatie", value: target.reference)]
-        let zaak = try await zgw.all(ZaakRef.self, components.url!, crs: true, maximumPages: 1).first
-        guard let zaak else { throw SyncError.malformed("no zaak with this case's identificatie") }
+        let document = target.document
+        // Exactly one zaak: `identificatie` is unique per organisation only, and a Zaken API may serve several.
+        var search = URLComponents(url: zaken.appendingPathComponent("zaken"), resolvingAgainstBaseURL: false)!
+        search.queryItems = [URLQueryItem(name: "identificatie", value: target.reference)]
+        let found = try await zgw.all(ZaakRef.self, search.url!, crs: true, maximumPages: 2)
+        guard found.count == 1, let zaak = found.first else {
+            throw SyncError.malformed(
+                found.isEmpty ? "no zaak with this case's identificatie" : "more than one zaak with this case's identificatie")
+        }
 
-        var (object, lock, parts) = (target.object, target.lock, target.parts)
-        if object == nil {
-            let document = target.document
-            let created = try zgw.decode(
-                Created.self,
-                try await zgw.send(
-                    .POST, documenten.appendingPathComponent("enkelvoudiginformatieobjecten"),
-                    json: NewInformatieobject(
-                        bronorganisatie: bronorganisatie, creatiedatum: Self.day(document.storedAt), titel: document.fileName,
-                        auteur: Self.author, taal: "nld", informatieobjecttype: informatieobjecttype.absoluteString,
-                        formaat: document.contentType, bestandsnaam: document.fileName, bestandsomvang: document.size,
-                        vertrouwelijkheidaanduiding: "zaakvertrouwelijk")),
-                expecting: .created, what: "POST enkelvoudiginformatieobjecten")
-            guard created.bestandsdelen.map(\.omvang).reduce(0, +) == document.size else {
-                throw SyncError.malformed("the bestandsdelen do not add up to the file's size")
+        var state = target
+        if state.object == nil {
+            state = try await self.create(
+                target, documenten: documenten, informatieobjecttype: informatieobjecttype, bronorganisatie: bronorganisatie, zgw: zgw,
+                logger: logger)
+        }
+        guard let object = state.object, let lock = state.lock else { return }
+        try Self.check(state.parts, object: object, size: document.size, documenten: documenten)
+        if !state.unlocked {
+            struct State: Decodable {
+                let locked: Bool
+                let bestandsomvang: Int64?
+                let bestandsdelen: [JSONValue]?
             }
-            (object, lock, parts) = (created.url, created.lock, created.bestandsdelen)
-            // Before any part: a retry finds this object instead of creating another.
-            let partsJSON = String(decoding: try JSONEncoder().encode(created.bestandsdelen), as: UTF8.self)
-            try await self.database.query(
-                """
-                UPDATE documents SET zgw_informatieobject = \(created.url.absoluteString), zgw_lock = \(created.lock),
-                       zgw_parts = \(partsJSON)::jsonb
-                WHERE id = \(document.id)
-                """,
-                logger: logger
-            )
+            let current = try await zgw.get(State.self, object)
+            if current.locked {
+                try await self.upload(state.parts, of: document, lock: lock, zgw: zgw)
+                let unlocked = try await zgw.send(.POST, object.appendingPathComponent("unlock"), json: ["lock": lock])
+                guard unlocked.status == .noContent else { throw SyncError.status(unlocked.status, "POST unlock") }
+            } else if current.bestandsomvang != document.size || !(current.bestandsdelen ?? []).isEmpty {
+                // Unlocked, but not complete: someone forced the lock open. Not ours to link.
+                throw SyncError.malformed("the informatieobject was unlocked before all its parts arrived")
+            }
+            // Unlocked by us now, or by an earlier attempt whose answer was lost (complete, no parts left).
+            try await self.database.query("UPDATE documents SET zgw_unlocked_at = now() WHERE id = \(document.id)", logger: logger)
         }
-        guard let object, let lock else { return }
-        struct Lock: Decodable { let locked: Bool }
-        // An earlier attempt that got as far as unlocking: only the link is left to make.
-        if target.object != nil, try await zgw.get(Lock.self, object).locked == false {
-            return try await self.link(object, to: zaak.url, zaken: zaken, zgw: zgw)
+        try await self.link(object, to: zaak.url, zaken: zaken, zgw: zgw)
+    }
+
+    /// Creates the informatieobject without content and stores it with its lock and parts before anything else: a
+    /// retry continues with it. It carries the document's id as `identificatie`, so an object whose creation answer
+    /// was lost is found instead of made twice (its lock is lost with the answer: an operator must unlock it).
+    private func create(
+        _ target: Target, documenten: URL, informatieobjecttype: URL, bronorganisatie: String, zgw: ZGWClient, logger: Logger
+    ) async throws -> Target {
+        let document = target.document
+        let identificatie = document.id.uuidString.lowercased()
+        var search = URLComponents(url: documenten.appendingPathComponent("enkelvoudiginformatieobjecten"), resolvingAgainstBaseURL: false)!
+        search.queryItems = [
+            URLQueryItem(name: "bronorganisatie", value: bronorganisatie), URLQueryItem(name: "identificatie", value: identificatie),
+        ]
+        guard try await zgw.all(ZaakRef.self, search.url!, maximumPages: 1).isEmpty else {
+            throw SyncError.malformed(
+                "an earlier attempt created the informatieobject but its answer was lost; unlock or remove it in the Documenten API")
         }
-        guard let storage = self.storages[target.document.storage] else {
+        let created = try zgw.decode(
+            Created.self,
+            try await zgw.send(
+                .POST, documenten.appendingPathComponent("enkelvoudiginformatieobjecten"),
+                json: NewInformatieobject(
+                    identificatie: identificatie, bronorganisatie: bronorganisatie, creatiedatum: Self.day(document.storedAt),
+                    titel: document.fileName, auteur: Self.author, taal: "nld", informatieobjecttype: informatieobjecttype.absoluteString,
+                    formaat: document.contentType, bestandsnaam: document.fileName, bestandsomvang: document.size,
+                    vertrouwelijkheidaanduiding: "zaakvertrouwelijk")),
+            expecting: .created, what: "POST enkelvoudiginformatieobjecten")
+        let partsJSON = String(decoding: try JSONEncoder().encode(created.bestandsdelen), as: UTF8.self)
+        // Only if no other run stored one first (a stale worker): then that one is used and this one is removed.
+        let stored = try await self.database.query(
+            """
+            UPDATE documents SET zgw_informatieobject = \(created.url.absoluteString), zgw_lock = \(created.lock),
+                   zgw_parts = \(partsJSON)::jsonb
+            WHERE id = \(document.id) AND zgw_informatieobject IS NULL
+            RETURNING id
+            """,
+            logger: logger
+        )
+        if try await stored.decode(UUID.self).first(where: { _ in true }) != nil {
+            var state = target
+            (state.object, state.lock, state.parts) = (created.url, created.lock, created.bestandsdelen)
+            return state
+        }
+        _ = try? await zgw.send(.DELETE, created.url, body: ByteBuffer(), contentType: "application/json")
+        guard
+            let stored = try await self.target(SyncJobs.Delivery(department: document.departmentID, document: document.id), logger: logger)
+        else { throw SyncError.malformed("the document is gone") }
+        return stored
+    }
+
+    /// The parts must be what the API promised: each under the Documenten API, numbered 1…n, none empty, adding up to
+    /// the file (a stored part list is checked again on every attempt).
+    static func check(_ parts: [Part], object: URL, size: Int64, documenten: URL) throws {
+        guard SyncURLs.isURL(object, under: documenten), parts.allSatisfy({ SyncURLs.isURL($0.url, under: documenten) }) else {
+            throw SyncError.malformed("the informatieobject or a part is not under the Documenten API")
+        }
+        guard parts.map(\.volgnummer).sorted() == Array(1...max(1, parts.count)), parts.allSatisfy({ $0.omvang > 0 }),
+            parts.map(\.omvang).reduce(0, +) == size
+        else { throw SyncError.malformed("the bestandsdelen are not numbered 1 to n or do not add up to the file's size") }
+    }
+
+    /// Uploads every part: `multipart/form-data` with `inhoud` (exactly the part's bytes) and `lock`.
+    private func upload(_ parts: [Part], of document: DocumentRecord, lock: String, zgw: ZGWClient) async throws {
+        guard let storage = self.storages[document.storage] else {
             throw SyncError.malformed("the document is in a storage this worker does not have")
         }
         var offset: Int64 = 0
@@ -138,17 +223,11 @@ struct DocumentDelivery: Sendable {
             let range = offset..<offset + part.omvang
             offset += part.omvang
             var content = ByteBuffer()
-            try await storage.verifiedBytes(of: target.document, range: range) { chunk in content.writeImmutableBuffer(chunk) }
-            let (body, contentType) = Self.form(content: content, fileName: target.document.fileName, lock: lock)
+            try await storage.verifiedBytes(of: document, range: range) { chunk in content.writeImmutableBuffer(chunk) }
+            let (body, contentType) = Self.form(content: content, fileName: document.fileName, lock: lock)
             let answer = try await zgw.send(.PUT, part.url, body: body, contentType: contentType)
             guard answer.status == .ok else { throw SyncError.status(answer.status, "PUT bestandsdelen \(part.volgnummer)") }
         }
-        let unlocked = try await zgw.send(.POST, object.appendingPathComponent("unlock"), json: ["lock": lock])
-        if unlocked.status != .noContent {
-            // Unlocked by an earlier attempt that died before it got the answer: the object says so.
-            guard try await zgw.get(Lock.self, object).locked == false else { throw SyncError.status(unlocked.status, "POST unlock") }
-        }
-        try await self.link(object, to: zaak.url, zaken: zaken, zgw: zgw)
     }
 
     /// Links the informatieobject to the zaak, once.
@@ -163,6 +242,7 @@ struct DocumentDelivery: Sendable {
     }
 
     struct NewInformatieobject: Encodable {
+        let identificatie: String
         let bronorganisatie: String
         let creatiedatum: String
         let titel: String
@@ -176,12 +256,14 @@ struct DocumentDelivery: Sendable {
         let inhoud: String? = nil
 
         enum CodingKeys: String, CodingKey {
-            case bronorganisatie, creatiedatum, titel, auteur, taal, informatieobjecttype, formaat, bestandsnaam, bestandsomvang,
+            case identificatie, bronorganisatie, creatiedatum, titel, auteur, taal, informatieobjecttype, formaat, bestandsnaam,
+                bestandsomvang,
                 vertrouwelijkheidaanduiding, inhoud
         }
 
         func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(self.identificatie, forKey: .identificatie)
             try container.encode(self.bronorganisatie, forKey: .bronorganisatie)
             try container.encode(self.creatiedatum, forKey: .creatiedatum)
             try container.encode(self.titel, forKey: .titel)
@@ -207,7 +289,7 @@ struct DocumentDelivery: Sendable {
             else { return nil }
             let rows = try await connection.query(
                 """
-                SELECT c.reference, d.zgw_informatieobject, d.zgw_lock, d.zgw_parts::text
+                SELECT c.reference, d.zgw_informatieobject, d.zgw_lock, d.zgw_parts::text, d.zgw_unlocked_at IS NOT NULL
                 FROM documents d JOIN cases c ON c.id = d.case_id WHERE d.id = \(document.id) AND c.id = \(caseID)
                 """,
                 logger: logger

@@ -47,6 +47,10 @@ struct WebhookDelivery: Sendable {
         logger[metadataKey: "portal.department.id"] = "\(item.department)"
         logger[metadataKey: "portal.webhook.item"] = "\(item.kind.rawValue):\(item.id.uuidString.lowercased())"
         let prepared = try await self.database.withConnection { connection -> (Webhook, Payload)? in
+            // A paused department gets no requests from us, webhook posts included.
+            let paused = try await connection.query(
+                "SELECT 1 FROM department_connectors WHERE department_id = \(item.department) AND paused_at IS NOT NULL", logger: logger)
+            if try await paused.decode(Int.self).first(where: { _ in true }) != nil { throw JobSnooze(for: .seconds(30)) }
             guard let webhook = try await WebhookStore().find(departmentID: item.department, on: connection, logger: logger),
                 let payload = try await self.payload(item, on: connection, logger: logger)
             else { return nil }
@@ -68,8 +72,9 @@ struct WebhookDelivery: Sendable {
         let status: HTTPResponseStatus
         do {
             let response = try await self.http.execute(request, timeout: .seconds(Int64(self.timeout.seconds)), logger: logger)
-            _ = try await response.body.collect(upTo: 64 * 1024)
             status = response.status
+            // The answer's body means nothing to us; a large or broken one does not undo the status.
+            _ = try? await response.body.collect(upTo: 64 * 1024)
         } catch {
             if Task.isCancelled || error is CancellationError { throw error }
             logger.warning(

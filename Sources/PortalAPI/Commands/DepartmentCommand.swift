@@ -316,7 +316,11 @@ struct DepartmentCommand: AsyncParsableCommand {
         var secretEnv: String
 
         func validate() throws {
-            _ = try DepartmentCommand.url(self.url, "--url")
+            let url = try DepartmentCommand.url(self.url, "--url")
+            // Residents' messages travel in it: TLS, except to this machine (tests, a local relay).
+            guard url.scheme?.lowercased() == "https" || ["127.0.0.1", "localhost", "::1", "[::1]"].contains(url.host ?? "") else {
+                throw ValidationError("--url must be https (plain http only to this machine)")
+            }
         }
 
         func run() async throws {

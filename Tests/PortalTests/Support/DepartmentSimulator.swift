@@ -83,6 +83,9 @@ final class DepartmentSimulator: Sendable {
         router.post("/documenten/api/v1/enkelvoudiginformatieobjecten/{id}/unlock") { request, context in
             try await holder.withLock { $0! }.unlock(request, id: context.parameters.get("id") ?? "")
         }
+        router.get("/documenten/api/v1/enkelvoudiginformatieobjecten") { request, _ in
+            try await holder.withLock { $0! }.searchInformatieobjecten(request)
+        }
         router.get("/documenten/api/v1/enkelvoudiginformatieobjecten/{id}") { request, context in
             try await holder.withLock { $0! }.informatieobject(request, id: context.parameters.get("id") ?? "")
         }
@@ -321,6 +324,19 @@ final class DepartmentSimulator: Sendable {
     var links: [(informatieobject: String, zaak: String)] { self.state.withLock { $0.links } }
     var partUploads: Int { self.state.withLock { $0.partUploads } }
 
+    /// An informatieobject made elsewhere (or by an attempt whose answer was lost), locked, with this identificatie.
+    func addInformatieobject(identificatie: String) {
+        self.state.withLock { state in
+            let id = UUID().uuidString.lowercased()
+            state.informatieobjecten[id] = Informatieobject(
+                fields: [
+                    "url": .string("\(self.base)/documenten/api/v1/enkelvoudiginformatieobjecten/\(id)"),
+                    "identificatie": .string(identificatie),
+                    "bestandsomvang": .number(10),
+                ], lock: "lost", parts: [nil], partSize: Self.partSize)
+        }
+    }
+
     /// The URL of the zaak with this identificatie.
     func zaakURL(_ identificatie: String) -> String? {
         self.state.withLock { state in
@@ -418,7 +434,22 @@ final class DepartmentSimulator: Sendable {
         guard await self.authorized(request) else { return Response(status: .forbidden) }
         return self.state.withLock { state in
             guard let object = state.informatieobjecten[id] else { return Response(status: .notFound) }
-            return Self.json(Self.encode(.object(object.fields.merging(["locked": .bool(object.locked)]) { $1 })))
+            let parts: [JSONValue] = object.locked ? object.parts.indices.map { .object(["volgnummer": .number(Double($0 + 1))]) } : []
+            return Self.json(
+                Self.encode(.object(object.fields.merging(["locked": .bool(object.locked), "bestandsdelen": .array(parts)]) { $1 })))
+        }
+    }
+
+    private func searchInformatieobjecten(_ request: Hummingbird.Request) async throws -> Response {
+        guard await self.authorized(request) else { return Response(status: .forbidden) }
+        let identificatie = request.uri.queryParameters["identificatie"].map(String.init)
+        return self.state.withLock { state in
+            let results = state.informatieobjecten.values.filter { $0.fields["identificatie"]?.stringValue == identificatie }.map {
+                JSONValue.object($0.fields)
+            }
+            return Self.json(
+                Self.encode(
+                    .object(["count": .number(Double(results.count)), "next": .null, "previous": .null, "results": .array(results)])))
         }
     }
 

@@ -61,6 +61,28 @@ struct DocumentDeliveryTests {
         }
     }
 
+    @Test("an informatieobject an earlier attempt created without storing it is found, not made twice, and left to an operator")
+    func lostCreationAnswer() async throws {
+        try await APIHarness.with { api in
+            try await DepartmentSimulator.with(logger: api.log.logger("simulator", level: .warning)) { simulator in
+                let fixture = try await DocumentFixture.make(api)
+                try await Self.connect(api, simulator: simulator, reference: fixture.reference)
+                let uploaded = try APIHarness.object(try await fixture.upload(DocumentFixture.pdf(size: 1000), name: "a.pdf"))
+                simulator.addInformatieobject(identificatie: try #require(uploaded["id"]?.stringValue))
+                let recorded = try await SyncHarness.with(api.database) {
+                    try await eventually {
+                        try await api.database.scalar(
+                            "SELECT count(*) FROM sync_refusals WHERE reason LIKE '%answer was lost%'", as: Int.self) == 1
+                    }
+                }
+                #expect(recorded)
+                #expect(simulator.informatieobjecten.count == 1)
+                #expect(simulator.links.isEmpty)
+                #expect(try await api.database.scalar("SELECT delivery FROM documents", as: String.self) == "pending")
+            }
+        }
+    }
+
     /// The fixture's department follows the simulator's zaaksysteem and delivers uploads to its Documenten API; the
     /// simulator has the fixture's case as a zaak.
     static func connect(_ api: APIHarness, simulator: DepartmentSimulator, reference: String) async throws {

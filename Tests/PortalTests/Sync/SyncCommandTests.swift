@@ -38,6 +38,10 @@ struct SyncCommandTests {
                 "connect-webhook", "--id", feed.uuidString, "--url", "https://feed.example/hook", "--secret-env", "SHORT_SECRET",
             ])
             #expect(short != 0 && shortOutput.contains("at least 32 bytes"), "\(shortOutput)")
+            let (cleartext, cleartextOutput) = try await run([
+                "connect-webhook", "--id", feed.uuidString, "--url", "http://feed.example/hook", "--secret-env", "ZGW_SECRET",
+            ])
+            #expect(cleartext != 0 && cleartextOutput.contains("must be https"), "\(cleartextOutput)")
             let (hooked, hookOutput) = try await run([
                 "connect-webhook", "--id", feed.uuidString, "--url", "https://feed.example/hook", "--secret-env", "ZGW_SECRET",
             ])

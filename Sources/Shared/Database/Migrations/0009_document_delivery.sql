@@ -6,7 +6,9 @@ ALTER TABLE documents
     ADD COLUMN zgw_informatieobject text,
     ADD COLUMN zgw_lock             text,
     -- [{"url", "volgnummer", "omvang"}] as the Documenten API gave them.
-    ADD COLUMN zgw_parts            jsonb;
+    ADD COLUMN zgw_parts            jsonb,
+    -- Our unlock succeeded: the object is complete, only the link to the zaak may be left.
+    ADD COLUMN zgw_unlocked_at      timestamptz;
 
 -- A department's own webhook, to which the sync worker posts residents' messages and uploads (those not delivered to
 -- a Documenten API), signed with `secret` (HMAC-SHA256 of the timestamp and the body; docs/SYNC.md, "Webhook").
