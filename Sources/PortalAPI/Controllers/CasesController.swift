@@ -30,13 +30,10 @@ struct CasesController {
         async let recorded: Void = self.identity.audit.record(
             self.auditRecord("case.list.read", objectID: nil, context: context), logger: context.logger)
         let (items, next) = try await self.cases.list(query, client: self.identity.database, logger: context.logger)
-        let counts = try await self.identity.database.withConnection { connection in
-            try await MessageStore().counts(caseIDs: items.map(\.id), on: connection, logger: context.logger)
-        }
         try await recorded
         let locale = context.resident.locale
         return try JSONResponse.make(
-            .ok, CaseListView(items: items.map { CaseListItemView($0, counts: counts[$0.id] ?? (0, 0), locale: locale) }, next: next?.token)
+            .ok, CaseListView(items: items.map { CaseListItemView($0, locale: locale) }, next: next?.token)
         )
     }
 
@@ -162,15 +159,15 @@ struct CaseListItemView: Encodable {
     let unreadMessages: Int
     let documents: Int
 
-    init(_ item: CaseListItem, counts: (unread: Int, documents: Int), locale: Resident.Locale) {
+    init(_ item: CaseListItem, locale: Resident.Locale) {
         self.id = item.id.uuidString.lowercased()
         self.caseType = CaseTypeRef(code: item.caseTypeCode, name: item.caseTypeName.text(for: locale))
         self.title = item.title
         self.status = item.status.map { ResidentStatusView($0, locale: locale) }
         self.dueDate = item.dueDate
         self.overdue = item.overdue
-        self.unreadMessages = counts.unread
-        self.documents = counts.documents
+        self.unreadMessages = item.unreadMessages
+        self.documents = item.documents
     }
 }
 

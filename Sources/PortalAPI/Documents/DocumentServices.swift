@@ -26,14 +26,13 @@ struct DocumentServices: Sendable {
     }
 
     /// Receives `source` as `document`, then accepts it in one transaction with whatever `accept` records beside it
-    /// (the audit record, a notification, a delivery job); `check` runs first in that transaction and may still
-    /// refuse (a quota another upload used up meanwhile). A document the department published before under the same
-    /// external id is returned as it is, with `isNew` false. Nothing of a refused file is kept.
+    /// (the audit record, a notification, a delivery job, and checks that may still refuse it, such as a quota another
+    /// upload used up meanwhile). A document the department published before under the same external id is returned
+    /// as it is, with `isNew` false. Nothing of a refused file is kept.
     func receive(
         _ document: NewDocument,
         from source: UploadSource,
         logger: Logger,
-        check: @Sendable (PostgresConnection) async throws -> Void = { _ in },
         accept: @Sendable (DocumentRecord, PostgresConnection) async throws -> Void
     ) async throws -> (DocumentRecord, isNew: Bool) {
         guard try await self.documents.begin(document, client: self.database, logger: logger) else {
@@ -47,7 +46,6 @@ struct DocumentServices: Sendable {
         do {
             let content = try await self.receiver.receive(id: document.id, fileName: document.fileName, next: source.next)
             let record = try await self.database.transaction(logger: logger) { connection in
-                try await check(connection)
                 let record = try await self.documents.accept(document.id, content: content, on: connection, logger: logger)
                 try await accept(record, connection)
                 return record

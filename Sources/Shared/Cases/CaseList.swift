@@ -12,6 +12,10 @@ public struct CaseListItem: Sendable, Equatable {
     public var dueDate: String?
     /// Past its due date (in Dutch time) and not closed.
     public var overdue: Bool
+    /// Messages to the resident about the case they have not read.
+    public var unreadMessages: Int
+    /// Documents stored for the case.
+    public var documents: Int
 }
 
 /// Which of a resident's cases to list.
@@ -64,7 +68,7 @@ public struct PageCursor: Sendable, Equatable {
 /// PostgreSQL more than running it. The first page and the pages after a cursor are two statements, so that the
 /// cursor is always a bound on the index (a generic plan for "cursor or none" could not use it).
 protocol CaseListStatement: PostgresPreparedStatement
-where Row == (UUID, String, String, String?, String, String?, String?, String?, Date?, Bool, String?, Bool?, Int64) {
+where Row == (UUID, String, String, String?, String, String?, String?, String?, Date?, Bool, String?, Bool?, Int64, Int64, Int64) {
     var query: CaseListQuery { get }
 }
 
@@ -74,7 +78,9 @@ extension CaseListStatement {
         SELECT c.id, ct.code, ct.name_nl, ct.name_en, c.title, c.status_code, c.status_text_nl, c.status_text_en,
                c.status_set_at, c.status_final, c.due_date::text,
                (c.due_date < (now() AT TIME ZONE 'Europe/Amsterdam')::date AND NOT c.status_final),
-               (extract(epoch FROM c.last_activity_at) * 1000000)::bigint
+               (extract(epoch FROM c.last_activity_at) * 1000000)::bigint,
+               (SELECT count(*) FROM messages m WHERE m.case_id = c.id AND m.direction = 'to-resident' AND m.read_at IS NULL),
+               (SELECT count(*) FROM documents d WHERE d.case_id = c.id AND d.state = 'stored')
         FROM cases c JOIN case_types ct ON ct.id = c.case_type_id
         WHERE c.subject_kind = $1 AND c.subject = $2
           AND ($3::text IS NULL OR c.status_final = ($3::text = 'closed'))
@@ -121,7 +127,9 @@ extension CaseStore {
     public func list(_ query: CaseListQuery, client: PostgresClient, logger: Logger) async throws -> ([CaseListItem], next: PageCursor?) {
         var items: [CaseListItem] = []
         var lastMicroseconds: Int64 = 0
-        for try await (id, code, nameNL, nameEN, title, statusCode, statusNL, statusEN, setAt, final, dueDate, overdue, micros)
+        for try await (
+            id, code, nameNL, nameEN, title, statusCode, statusNL, statusEN, setAt, final, dueDate, overdue, micros, unread, documents
+        )
             in try await query.after == nil
             ? client.execute(FirstCaseListPage(query: query), logger: logger)
             : client.execute(NextCaseListPage(query: query), logger: logger)
@@ -139,7 +147,9 @@ extension CaseStore {
                     title: title,
                     status: status,
                     dueDate: dueDate,
-                    overdue: overdue ?? false
+                    overdue: overdue ?? false,
+                    unreadMessages: Int(unread),
+                    documents: Int(documents)
                 )
             )
         }

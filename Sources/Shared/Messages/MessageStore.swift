@@ -158,7 +158,7 @@ public struct MessageStore: Sendable {
         return Int(try await rows.decode(Int64.self).first { _ in true } ?? 0)
     }
 
-    /// Unread messages and stored documents per case, for the case list and page.
+    /// Unread messages and stored documents per case, for the case page (the case list reads them in its own query).
     public func counts(
         caseIDs: [UUID], on connection: PostgresConnection, logger: Logger
     ) async throws -> [UUID: (unread: Int, documents: Int)] {

@@ -46,6 +46,8 @@ struct MessageTests {
             let detail = try APIHarness.object(
                 try await api.request(.get, "/api/v1/cases/\(fixture.caseID)", headers: fixture.session.headers))
             #expect(detail["documents"]?.numberValue == 1)
+            let cases = try APIHarness.object(try await api.request(.get, "/api/v1/cases", headers: fixture.session.headers))
+            #expect(cases["items"]?.arrayValue?.first?.objectValue?["documents"]?.numberValue == 1)
         }
     }
 
@@ -80,6 +82,8 @@ struct MessageTests {
             #expect(try APIHarness.object(general)["documents"]?.arrayValue?.count == 1)
             #expect(try await Self.notificationKinds(api).filter { $0 == "message" }.count == 2)
 
+            let cases = try APIHarness.object(try await api.request(.get, "/api/v1/cases", headers: fixture.session.headers))
+            #expect(cases["items"]?.arrayValue?.first?.objectValue?["unreadMessages"]?.numberValue == 1, "only the message about the case")
             let inbox = try APIHarness.object(try await api.request(.get, "/api/v1/messages", headers: fixture.session.headers))
             #expect(inbox["unreadCount"]?.numberValue == 2)
             let items = try #require(inbox["items"]?.arrayValue).compactMap { $0.objectValue }
