@@ -51,6 +51,7 @@ func buildApplication(_ process: PortalProcess, settings: APISettings) throws ->
         configuration: process.httpConfiguration,
         services: [
             process.database,
+            process.databaseGauges,
             SessionPruner(sessions: api.identity.sessions, database: process.database, logger: process.logger),
             UploadJanitor(services: api.documents, logger: process.logger),
         ],

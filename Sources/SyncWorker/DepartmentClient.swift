@@ -8,7 +8,8 @@ import Shared
 
 /// Every request the sync worker sends to a department goes through here: only to URLs under the connector's own
 /// roots (anything else is refused and logged as a security event: a notification or a feed cannot make us fetch
-/// another host), admitted by the ``DepartmentGate``, with a timeout, no redirects, and a size limit on the answer.
+/// another host), admitted by the ``DepartmentGate``, with a timeout, no redirects, a size limit on the answer, and the
+/// job's trace in a `traceparent` header.
 struct DepartmentClient: Sendable {
     let http: HTTPClient
     let gate: DepartmentGate
@@ -67,6 +68,9 @@ struct DepartmentClient: Sendable {
         request.headers = headers
         if let body { request.body = .bytes(body) }
         request.headers.replaceOrAdd(name: "Accept", value: "application/json")
+        if let traceID = logger.traceID {
+            request.headers.replaceOrAdd(name: "traceparent", value: TraceContext.traceparent(traceID: traceID))
+        }
         let started = ContinuousClock.now
         let result: Result<Answer, any Error>
         do {

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Hummingbird
 import Logging
+import Metrics
 import PostgresNIO
 import ServiceLifecycle
 import Shared
@@ -18,6 +19,8 @@ struct SyncSettings: Sendable {
     /// `PORTAL_DOCUMENT_STORAGE` and `PORTAL_DOCUMENT_DIRECTORY`, as the API has them: where residents' uploads are
     /// read from for delivery.
     var documents = DocumentSettings()
+    /// `PORTAL_RETENTION_*`: how long each kind of data is kept; the sync worker applies it.
+    var retention = RetentionSettings()
 
     init() {}
 
@@ -26,6 +29,7 @@ struct SyncSettings: Sendable {
         self.pageSize = try environment.integer("PORTAL_SYNC_PAGE_SIZE", default: 500, in: 1...1000)
         self.lookback = .seconds(try environment.integer("PORTAL_SYNC_ZGW_LOOKBACK_DAYS", default: 90, in: 1...3650) * 86400)
         self.documents = try DocumentSettings(environment)
+        self.retention = try RetentionSettings(environment, zgwLookbackDays: Int(self.lookback.seconds / 86400))
     }
 }
 
@@ -46,24 +50,25 @@ func buildSyncWorker(_ process: PortalProcess, settings: SyncSettings) -> some A
     .register(in: &registry)
     WebhookDelivery(http: http, database: process.database, publicURL: process.configuration.publicURL, timeout: settings.requestTimeout)
         .register(in: &registry)
-    let schedule = ScheduleRepair(
-        database: process.database, jobs: process.jobs, interval: settings.repairInterval, lookback: settings.lookback, logger: logger)
+    RetentionJob(
+        retention: Retention(
+            settings: settings.retention, client: process.database,
+            storages: settings.documents.storages(database: process.database, logger: logger), logger: logger)
+    )
+    .register(in: &registry)
+    let schedule = ScheduleRepair(database: process.database, jobs: process.jobs, interval: settings.repairInterval, logger: logger)
     return process.buildWorkerApplication(
-        queues: [Queues.sync], registry: registry, services: [HTTPClientService(client: http), schedule])
+        queues: [Queues.sync, Queues.maintenance], registry: registry,
+        services: [HTTPClientService(client: http), schedule, SyncGauges(database: process.database, logger: logger).service])
 }
 
-/// Starts again the schedule job of every connector that has none (its job died, or was cancelled by an operator),
-/// and applies the sync tables' retention: refusals are kept 90 days for operators, skipped ZGW statuses until
-/// reconciliation can no longer meet them (the lookback and a month). Every replica runs it; the jobs' unique keys
-/// and the idempotent deletes make running it twice harmless.
+/// Starts again every schedule job that is missing (its job died, or was cancelled by an operator): each
+/// connector's, and the retention job. Every replica runs it; the jobs' unique keys make running it twice harmless.
 struct ScheduleRepair: Service {
     let database: PostgresClient
     let jobs: JobQueue
     let interval: Duration
-    var lookback: Duration = .seconds(90 * 86400)
     let logger: Logger
-
-    static let refusalRetention: Duration = .seconds(90 * 86400)
 
     func run() async throws {
         try await PeriodicWork(every: self.interval) { await self.repair() }.run()
@@ -76,23 +81,39 @@ struct ScheduleRepair: Service {
                 for connector in try await ConnectorStore().all(on: connection, logger: self.logger) {
                     if case .enqueued = try await self.jobs.enqueue(try SyncJobs.schedule(for: connector), on: connection) { started += 1 }
                 }
+                if case .enqueued = try await self.jobs.enqueue(try MaintenanceJobs.retentionJob(), on: connection) { started += 1 }
                 return started
             }
             if started > 0 {
-                self.logger.warning("schedule jobs were missing and started again", metadata: ["portal.sync.started": "\(started)"])
+                self.logger.notice("schedule jobs were missing and started", metadata: ["portal.jobs.started": "\(started)"])
             }
         } catch {
             self.logger.warning("checking the schedule jobs failed; it runs again later", metadata: ["error": "\(error)"])
         }
-        do {
-            try await self.database.query(
-                "DELETE FROM sync_refusals WHERE refused_at < now() - make_interval(secs => \(Self.refusalRetention.seconds))",
-                logger: self.logger)
-            try await self.database.query(
-                "DELETE FROM zgw_skipped WHERE skipped_at < now() - make_interval(secs => \((self.lookback + .seconds(30 * 86400)).seconds))",
-                logger: self.logger)
-        } catch {
-            self.logger.warning("the sync tables' retention failed; it runs again later", metadata: ["error": "\(error)"])
+    }
+}
+
+/// Runs ``Retention`` and snoozes until the next run; a run that reached its time budget continues at once.
+struct RetentionJob: Sendable {
+    let retention: Retention
+
+    func register(in registry: inout JobRegistry) {
+        registry.register(MaintenanceJobs.retention) { _, context in
+            let report = try await self.retention.apply()
+            let removed: [(String, Int)] = [
+                ("closed-cases", report.closedCases), ("delivered-documents", report.deliveredDocuments),
+                ("notifications", report.notifications), ("mail-deliveries", report.mailDeliveries),
+                ("audit-records", report.auditRecords), ("sync-refusals", report.syncRefusals), ("zgw-skipped", report.zgwSkipped),
+            ]
+            for (kind, count) in removed where count > 0 {
+                Counter(label: "portal_retention_removed_total", dimensions: [("kind", kind)]).increment(by: count)
+            }
+            if report.total > 0 {
+                context.logger.info(
+                    "retention removed what was past its term",
+                    metadata: Dictionary(uniqueKeysWithValues: removed.map { ("portal.retention.\($0.0)", "\($0.1)") }))
+            }
+            throw JobSnooze(for: report.complete ? self.retention.settings.interval : .zero)
         }
     }
 }

@@ -68,6 +68,7 @@ struct WebhookDelivery: Sendable {
         request.headers.add(name: "Portal-Timestamp", value: "\(timestamp)")
         request.headers.add(name: "Portal-Signature", value: Webhook.signature(secret: webhook.secret, timestamp: timestamp, body: body))
         request.headers.add(name: "Portal-Delivery", value: "\(item.kind.rawValue):\(item.id.uuidString.lowercased())")
+        request.headers.add(name: "traceparent", value: TraceContext.traceparent(traceID: context.job.traceID))
         request.body = .bytes(ByteBuffer(bytes: body))
         let status: HTTPResponseStatus
         do {

@@ -40,7 +40,7 @@ struct StopSignalTests {
         func claim(_ attempt: Int) -> ClaimedJob {
             ClaimedJob(
                 id: JobID(rawValue: 42), queue: "test", kind: "k", payload: "{}", attempt: attempt, maxAttempts: 5,
-                leaseOwner: "me", createdAt: Date(), startDelay: .zero, traceID: nil
+                leaseOwner: "me", createdAt: Date(), startDelay: .zero, traceID: TraceContext.newTraceID()
             )
         }
         let first = inFlight.insert(claim(1))

@@ -57,4 +57,11 @@ struct SecurityEvents: Sendable {
         self.logger.warning("security event", metadata: metadata)
         Counter(label: "portal_security_events_total", dimensions: [("event", event)]).increment()
     }
+
+    /// Counts a login that ended (`portal_logins_total{method, outcome}`): `method` is `oidc` or `dev`, `outcome`
+    /// `success` or `failure` (refused at the callback, or the broker could not be used).
+    func countLogin(method: String, succeeded: Bool) {
+        Counter(label: "portal_logins_total", dimensions: [("method", method), ("outcome", succeeded ? "success" : "failure")])
+            .increment()
+    }
 }

@@ -89,6 +89,7 @@ struct AuthController {
             switch error {
             case .brokerUnavailable, .tokenRequestRefused:
                 self.identity.security.record("login-failed", reason: error.description, traceID: context.traceID)
+                self.identity.security.countLogin(method: "oidc", succeeded: false)
                 throw Self.brokerProblem(error)
             default:
                 throw self.refuse(error.description, context: context, status: .unauthorized)
@@ -199,7 +200,7 @@ struct AuthController {
         acr: String?,
         context: APIRequestContext
     ) async throws -> (NewSession, Resident) {
-        try await self.identity.database.transaction(logger: context.logger) { connection in
+        let result = try await self.identity.database.transaction(logger: context.logger) { connection in
             let resident = try await self.identity.residents.upsert(subject, on: connection, logger: context.logger)
             let session = try await self.identity.sessions.start(
                 for: resident.id,
@@ -221,6 +222,8 @@ struct AuthController {
             )
             return (session, resident)
         }
+        self.identity.security.countLogin(method: method, succeeded: true)
+        return result
     }
 
     /// A path on this site to go back to after login; anything else (another host, a scheme, `//host`, a
@@ -238,6 +241,7 @@ struct AuthController {
 
     private func refuse(_ reason: String, context: APIRequestContext, status: HTTPResponse.Status) -> Problem {
         self.identity.security.record("login-refused", reason: reason, traceID: context.traceID)
+        self.identity.security.countLogin(method: "oidc", succeeded: false)
         return Problem(status: status, code: "login-refused", detail: "The login was refused: \(reason). Please log in again.")
     }
 

@@ -26,10 +26,10 @@ struct APIConventionsMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
-        if let traceparent = request.headers[.traceparent], let traceID = APIRequestContext.traceID(fromTraceparent: traceparent) {
+        if let traceparent = request.headers[.traceparent], let traceID = TraceContext.traceID(fromTraceparent: traceparent) {
             context.traceID = traceID
         }
-        context.logger[metadataKey: "portal.trace.id"] = "\(context.traceID)"
+        context.logger[metadataKey: TraceContext.metadataKey] = "\(context.traceID)"
         var response: Response
         do {
             try Self.checkQuery(request)

@@ -19,26 +19,9 @@ struct APIRequestContext: RequestContext {
 
     init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
-        self.traceID = Self.newTraceID()
+        self.traceID = TraceContext.newTraceID()
         self.caller = nil
         self.channel = source.channel
-    }
-
-    /// 16 random bytes as 32 lowercase hexadecimal characters, the W3C trace-id format.
-    static func newTraceID() -> String {
-        var generator = SystemRandomNumberGenerator()
-        let (high, low) = (generator.next() as UInt64, generator.next() as UInt64)
-        return withUnsafeBytes(of: (high, low)) { $0.hexadecimal }
-    }
-
-    /// The trace id of a valid `traceparent` header (version 00), so our records join the caller's trace.
-    static func traceID(fromTraceparent header: String) -> String? {
-        let parts = header.split(separator: "-")
-        guard parts.count == 4, parts[0] == "00", parts[1].count == 32,
-            parts[1].allSatisfy({ $0.isHexDigit && !$0.isUppercase }),
-            parts[1] != String(repeating: "0", count: 32)
-        else { return nil }
-        return String(parts[1])
     }
 }
 

@@ -86,7 +86,11 @@ public struct DatabaseSettings: Sendable {
     }
 
     /// The configuration for a `PostgresClient`.
-    public var clientConfiguration: PostgresClient.Configuration {
+    public var clientConfiguration: PostgresClient.Configuration { self.clientConfiguration(applicationName: nil) }
+
+    /// The configuration for a `PostgresClient` whose connections show `applicationName` in `pg_stat_activity`, so an
+    /// operator (and the process itself, for its pool metrics) can tell whose connections they are.
+    public func clientConfiguration(applicationName: String?) -> PostgresClient.Configuration {
         let tls: PostgresClient.Configuration.TLS
         switch self.tlsMode {
         case .disable: tls = .disable
@@ -103,6 +107,7 @@ public struct DatabaseSettings: Sendable {
         )
         configuration.options.maximumConnections = self.maximumConnections
         configuration.options.connectTimeout = .seconds(5)
+        if let applicationName { configuration.options.additionalStartupParameters = [("application_name", applicationName)] }
         return configuration
     }
 

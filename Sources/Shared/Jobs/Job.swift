@@ -97,7 +97,9 @@ public struct ClaimedJob: Sendable {
     public let createdAt: Date
     /// How long the job waited between being due and being claimed.
     public let startDelay: Duration
-    public let traceID: String?
+    /// The trace of the request that enqueued the job, or for a job enqueued outside any (a schedule), a new trace
+    /// for this attempt: its log lines, audit records, calls and follow-up jobs all carry one.
+    public let traceID: String
 
     /// This claim's fence (with ``leaseOwner``).
     public var fence: JobAttempt { JobAttempt(id: self.id, attempt: self.attempt) }

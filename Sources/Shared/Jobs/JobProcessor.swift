@@ -173,7 +173,7 @@ public struct JobProcessor: Service {
         logger[metadataKey: "portal.job.kind"] = "\(job.kind)"
         logger[metadataKey: "portal.job.queue"] = "\(job.queue)"
         logger[metadataKey: "portal.job.attempt"] = "\(job.attempt)"
-        if let traceID = job.traceID { logger[metadataKey: "portal.trace.id"] = "\(traceID)" }
+        logger[metadataKey: TraceContext.metadataKey] = "\(job.traceID)"
         return logger
     }
 

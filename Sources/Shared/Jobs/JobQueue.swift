@@ -116,7 +116,8 @@ public struct JobQueue: Sendable {
                 ClaimedJob(
                     id: JobID(rawValue: id), queue: queue, kind: kind, payload: payload, attempt: attempt,
                     maxAttempts: maxAttempts, leaseOwner: owner, createdAt: createdAt,
-                    startDelay: .milliseconds(Int64(max(delay, 0) * 1000)), traceID: traceID
+                    startDelay: .milliseconds(Int64(max(delay, 0) * 1000)),
+                    traceID: traceID ?? TraceContext.newTraceID()
                 )
             )
         }

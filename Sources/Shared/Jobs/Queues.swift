@@ -5,4 +5,6 @@ public enum Queues {
     public static let sync = "sync"
     /// E-mail notifications to residents (the notifier).
     public static let notifications = "notifications"
+    /// Housekeeping that runs for the whole deployment: retention (the sync worker).
+    public static let maintenance = "maintenance"
 }

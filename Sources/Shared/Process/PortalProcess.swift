@@ -1,3 +1,4 @@
+import Foundation
 public import Hummingbird
 public import Logging
 public import PostgresNIO
@@ -13,6 +14,9 @@ public struct PortalProcess: Sendable {
     public let migrator: Migrator
     public let prometheus: PrometheusCollectorRegistry
     public let logger: Logger
+    /// What this process's database connections are called in `pg_stat_activity`: its name, host, process id and a
+    /// random suffix (several processes of one test share a process id).
+    public let applicationName: String
 
     public init(
         name: String,
@@ -26,13 +30,27 @@ public struct PortalProcess: Sendable {
         self.logger = logger
         var databaseLogger = logger
         databaseLogger[metadataKey: "portal.component"] = "database"
-        self.database = PostgresClient(configuration: configuration.database.clientConfiguration, backgroundLogger: databaseLogger)
+        self.applicationName = String(
+            "\(name)/\(ProcessInfo.processInfo.hostName.prefix(24))/\(getpid())/\(UUID().uuidString.prefix(8).lowercased())".utf8
+                .prefix(63))!
+        self.database = PostgresClient(
+            configuration: configuration.database.clientConfiguration(applicationName: self.applicationName),
+            backgroundLogger: databaseLogger)
         self.jobs = JobQueue(client: self.database, logger: logger)
         self.migrator = Migrator(client: self.database, logger: logger)
     }
 
     /// The job metrics, reported into this process's registry.
     public var jobMetrics: JobMetrics { JobMetrics(factory: PrometheusMetricsFactory(registry: self.prometheus)) }
+
+    /// Reports this process's database connections every 15 seconds (``DatabaseGauges``); every process runs it.
+    public var databaseGauges: PeriodicWork {
+        let gauges = DatabaseGauges(
+            client: self.database, applicationName: self.applicationName,
+            maximum: self.configuration.database.maximumConnections,
+            factory: PrometheusMetricsFactory(registry: self.prometheus), logger: self.logger)
+        return PeriodicWork(every: .seconds(15)) { await gauges.record() }
+    }
 
     /// A router with the operational endpoints already on it.
     public func makeRouter<Context: RequestContext>(context: Context.Type = BasicRequestContext.self) -> Router<Context> {

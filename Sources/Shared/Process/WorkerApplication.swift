@@ -21,7 +21,7 @@ extension PortalProcess {
         return Application(
             router: self.makeRouter(),
             configuration: self.httpConfiguration,
-            services: [self.database] + services + [processor],
+            services: [self.database, self.databaseGauges] + services + [processor],
             logger: self.logger
         )
     }

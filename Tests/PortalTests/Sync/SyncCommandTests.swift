@@ -103,30 +103,3 @@ struct SyncCommandTests {
         }
     }
 }
-
-@Suite("Sync retention")
-struct SyncRetentionTests {
-    @Test("refusals older than 90 days and skipped ZGW statuses reconciliation can no longer meet are removed; recent ones stay")
-    func retention() async throws {
-        try await TestDatabase.with { database async throws in
-            let department = try await SyncHarness.feedDepartment(database, feed: URL(string: "https://feed.example")!)
-            try await database.client.query(
-                """
-                INSERT INTO sync_refusals (department_id, reason, refused_at) VALUES
-                    (\(department), 'old', now() - interval '91 days'), (\(department), 'recent', now() - interval '89 days')
-                """)
-            try await database.client.query(
-                """
-                INSERT INTO zgw_skipped (department_id, status_url, reason, skipped_at) VALUES
-                    (\(department), 'https://z/1', 'intern', now() - interval '121 days'),
-                    (\(department), 'https://z/2', 'intern', now() - interval '100 days')
-                """)
-            let repair = ScheduleRepair(
-                database: database.client, jobs: database.jobs, interval: .seconds(300), lookback: .seconds(90 * 86400),
-                logger: database.logger)
-            await repair.repair()
-            #expect(try await database.scalar("SELECT string_agg(reason, ',') FROM sync_refusals", as: String.self) == "recent")
-            #expect(try await database.scalar("SELECT string_agg(status_url, ',') FROM zgw_skipped", as: String.self) == "https://z/2")
-        }
-    }
-}
