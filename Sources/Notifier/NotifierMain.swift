@@ -1,14 +1,13 @@
 import Shared
 
 /// The notifier: turns notification jobs into e-mails. Configuration: docs/CONFIGURATION.md.
-/// `Notifier preview` prints every mail template rendered with sample data; `Notifier failed` lists the mails that
-/// could not be delivered (docs/MAIL.md).
+/// `Notifier preview` prints every mail template rendered with sample data (docs/MAIL.md); the mails that could not
+/// be delivered are listed and sent again with `PortalAPI mail failed|resend`.
 @main
 enum NotifierMain {
     static func main() async {
         switch CommandLine.arguments.dropFirst().first {
         case "preview": await MailPreview.run()
-        case "failed": await FailedDeliveries.run()
         default: break
         }
         let configuration = EntryPoint.configuration(for: "Notifier", defaultHTTPPort: 8082)

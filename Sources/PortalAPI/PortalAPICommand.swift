@@ -7,7 +7,10 @@ struct PortalAPICommand: AsyncParsableCommand {
         commandName: "PortalAPI",
         abstract: "The resident portal's HTTP API and operator commands.",
         discussion: "Settings come from PORTAL_* environment variables; see docs/CONFIGURATION.md.",
-        subcommands: [ServeCommand.self, MigrateCommand.self, DepartmentCommand.self],
+        subcommands: [
+            ServeCommand.self, MigrateCommand.self, DepartmentCommand.self, JobsCommand.self, MailCommand.self, StatsCommand.self,
+            PrivacyCommand.self,
+        ],
         defaultSubcommand: ServeCommand.self
     )
 }

@@ -90,7 +90,7 @@ struct DepartmentCommand: AsyncParsableCommand {
             }
             for department in departments {
                 if self.json {
-                    Swift.print(DepartmentCommand.jsonLine(department))
+                    Swift.print(OperatorCommand.jsonLine(department))
                 } else {
                     let status = department.revokedAt == nil ? "active" : "revoked"
                     Swift.print("\(department.id.uuidString.lowercased())  \(status)  \(department.name)")
@@ -115,7 +115,7 @@ struct DepartmentCommand: AsyncParsableCommand {
             }
             for row in statistics {
                 if self.json {
-                    Swift.print(DepartmentCommand.jsonLine(row))
+                    Swift.print(OperatorCommand.jsonLine(row))
                 } else {
                     let days = { (value: Double?) in value.map { String(format: "%.1f", $0) } ?? "-" }
                     let share = row.withinTermShare.map { String(format: "%.0f%%", $0 * 100) } ?? "-"
@@ -375,7 +375,7 @@ struct DepartmentCommand: AsyncParsableCommand {
             }
             for status in statuses {
                 if self.json {
-                    Swift.print(DepartmentCommand.jsonLine(status))
+                    Swift.print(OperatorCommand.jsonLine(status))
                     continue
                 }
                 let when = { (date: Date?) in date.map { $0.formatted(.iso8601) } ?? "never" }
@@ -392,27 +392,18 @@ struct DepartmentCommand: AsyncParsableCommand {
         }
     }
 
-    /// Runs `body` with a running database client, as an operator command: a configuration error exits 78, any
-    /// other error (a taken name, an unknown id, a schema that is behind) prints its one line and exits 1.
+    /// Runs `body` as an operator command (``OperatorCommand/run(_:_:)``) with the department store.
     static func withStore<T: Sendable>(
         _ body: @Sendable (DepartmentStore, PostgresClient, Logger) async throws -> T
     ) async throws -> T {
-        let configuration = EntryPoint.configuration(for: "PortalAPI department", defaultHTTPPort: 8080)
-        let (logger, prometheus) = EntryPoint.bootstrap("PortalAPI department", configuration: configuration)
-        let process = PortalProcess(name: "PortalAPI", configuration: configuration, prometheus: prometheus, logger: logger)
-        do {
-            return try await process.database.whileRunning {
-                try await process.migrator.requireCurrent()
-                return try await body(DepartmentStore(), process.database, logger)
-            }
-        } catch {
-            EntryPoint.fail("PortalAPI department", error, status: 1)
+        try await OperatorCommand.run("PortalAPI department") { process in
+            try await body(DepartmentStore(), process.database, process.logger)
         }
     }
 
     static func print(_ issued: IssuedCredential, json: Bool) {
         if json {
-            Swift.print(self.jsonLine(CredentialView(issued)))
+            Swift.print(OperatorCommand.jsonLine(CredentialView(issued)))
             return
         }
         Swift.print("department \(issued.department.id.uuidString.lowercased()) (\(issued.department.name))")
@@ -421,13 +412,6 @@ struct DepartmentCommand: AsyncParsableCommand {
         if let expiry = issued.previousKeysExpireAt {
             Swift.print("the previous keys stop working at \(expiry.formatted(.iso8601))")
         }
-    }
-
-    static func jsonLine(_ value: some Encodable) -> String {
-        let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .iso8601
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: (try? encoder.encode(value)) ?? Data("{}".utf8), as: UTF8.self)
     }
 }
 

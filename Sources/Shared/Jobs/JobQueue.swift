@@ -277,6 +277,55 @@ public struct JobQueue: Sendable {
         return try await rows.decode(Int64.self).first { _ in true } != nil
     }
 
+    /// Runs a dead job again, or a waiting one now, with a fresh set of attempts (`PortalAPI jobs retry`). False when
+    /// the job does not exist, is running or finished, or another job with its unique key waits or runs.
+    public func retry(_ id: JobID) async throws -> Bool {
+        let rows = try await self.client.query(
+            """
+            UPDATE jobs SET state = 'pending', run_at = now(), attempt = 0, finished_at = NULL
+            WHERE id = \(id.rawValue) AND (state = 'dead' OR state = 'pending')
+              AND (unique_key IS NULL OR state = 'pending'
+                   OR NOT EXISTS (SELECT 1 FROM jobs other WHERE other.unique_key = jobs.unique_key AND other.state IN ('pending', 'running')))
+            RETURNING id
+            """,
+            logger: self.logger
+        )
+        return try await rows.decode(Int64.self).first { _ in true } != nil
+    }
+
+    /// Jobs as an operator looks for them: newest first, filtered by queue, state and kind (`PortalAPI jobs list`).
+    /// `scheduled` is a pending job whose time has not come.
+    public func list(queue: String?, state: String?, kind: String?, limit: Int) async throws -> [JobSnapshot] {
+        let query: PostgresQuery = """
+            SELECT id, queue, kind, state::text, attempt, max_attempts, run_at, lease_owner, last_error, unique_key, created_at,
+                   payload::text, trace_id
+            FROM jobs
+            WHERE (\(queue)::text IS NULL OR queue = \(queue))
+              AND (\(kind)::text IS NULL OR kind = \(kind))
+              AND (\(state)::text IS NULL
+                   OR (\(state) = 'scheduled' AND state = 'pending' AND run_at > now())
+                   OR (\(state) = 'available' AND state = 'pending' AND run_at <= now())
+                   OR state::text = \(state))
+            ORDER BY id DESC LIMIT \(limit)
+            """
+        return try await self.snapshots(query)
+    }
+
+    private func snapshots(_ query: PostgresQuery) async throws -> [JobSnapshot] {
+        var result: [JobSnapshot] = []
+        let rows = try await self.client.query(query, logger: self.logger)
+        for try await row in rows {
+            let (id, queue, kind, state, attempt, maxAttempts, runAt, owner, lastError, uniqueKey, createdAt, payload, traceID) =
+                try row.decode((Int64, String, String, String, Int, Int, Date, String?, String?, String?, Date, String, String?).self)
+            result.append(
+                JobSnapshot(
+                    id: JobID(rawValue: id), queue: queue, kind: kind, state: JobState(rawValue: state) ?? .pending,
+                    attempt: attempt, maxAttempts: maxAttempts, runAt: runAt, leaseOwner: owner, lastError: lastError,
+                    uniqueKey: uniqueKey, createdAt: createdAt, payload: payload, traceID: traceID))
+        }
+        return result
+    }
+
     /// Deletes up to `limit` finished jobs older than their retention: completed and cancelled ones after
     /// `finishedRetention`, dead ones after `deadRetention`. Returns how many it deleted.
     public func prune(finishedRetention: Duration, deadRetention: Duration, limit: Int = 10_000) async throws -> Int {
@@ -322,21 +371,13 @@ public struct JobQueue: Sendable {
 
     /// One job as an operator sees it.
     public func job(_ id: JobID) async throws -> JobSnapshot? {
-        let query: PostgresQuery = """
-            SELECT id, queue, kind, state::text, attempt, max_attempts, run_at, lease_owner, last_error, unique_key
+        try await self.snapshots(
+            """
+            SELECT id, queue, kind, state::text, attempt, max_attempts, run_at, lease_owner, last_error, unique_key, created_at,
+                   payload::text, trace_id
             FROM jobs WHERE id = \(id.rawValue)
             """
-        let rows = try await self.client.query(query, logger: self.logger)
-        for try await (id, queue, kind, state, attempt, maxAttempts, runAt, owner, lastError, uniqueKey) in rows.decode(
-            (Int64, String, String, String, Int, Int, Date, String?, String?, String?).self)
-        {
-            return JobSnapshot(
-                id: JobID(rawValue: id), queue: queue, kind: kind, state: JobState(rawValue: state) ?? .pending,
-                attempt: attempt, maxAttempts: maxAttempts, runAt: runAt, leaseOwner: owner, lastError: lastError,
-                uniqueKey: uniqueKey
-            )
-        }
-        return nil
+        ).first
     }
 }
 
@@ -357,7 +398,7 @@ public struct QueueDepth: Sendable, Equatable {
     public let oldestAvailableSeconds: Double
 }
 
-/// One job's row, without its payload.
+/// One job's row.
 public struct JobSnapshot: Sendable {
     public let id: JobID
     public let queue: String
@@ -369,4 +410,8 @@ public struct JobSnapshot: Sendable {
     public let leaseOwner: String?
     public let lastError: String?
     public let uniqueKey: String?
+    public let createdAt: Date
+    /// The payload as stored (ids and URLs; never a BSN or a message body).
+    public let payload: String
+    public let traceID: String?
 }

@@ -332,6 +332,42 @@ public struct MailDeliveryStore: Sendable {
         return failed
     }
 
+    /// What ``resend(_:jobs:)`` did.
+    public enum Resend: Sendable, Equatable {
+        /// The delivery is handed to a new notifier job, which sends it unchanged, with its Message-ID.
+        case queued(JobID)
+        case unknown
+        /// Only a failed delivery is sent again (one being sent is already on its way; a sent one arrived).
+        case notFailed
+        /// A verification code is worthless after 30 minutes: the resident asks for a new one instead.
+        case verification
+    }
+
+    /// Sends a failed mail again (`PortalAPI mail resend`): the delivery goes back to `sending` under a new notifier
+    /// job, which finds it as its own unfinished mail and sends it to the same address with the same Message-ID.
+    public func resend(_ id: Int64, jobs: JobQueue) async throws -> Resend {
+        try await self.client.transaction(logger: self.logger) { connection in
+            let rows = try await connection.query(
+                """
+                SELECT d.kind, d.state, (SELECT min(n.id) FROM notifications n WHERE n.delivery_id = d.id)
+                FROM mail_deliveries d WHERE d.id = \(id) FOR UPDATE
+                """,
+                logger: self.logger)
+            guard let (kind, state, notification) = try await rows.decode((String, String, Int64?).self).first(where: { _ in true }) else {
+                return .unknown
+            }
+            guard state == "failed" else { return .notFailed }
+            guard kind == MailDelivery.Kind.update.rawValue, let notification else { return .verification }
+            let job = try NewJob(
+                NotificationJob.kind, payload: NotificationJob(notification: notification), uniqueKey: "notification:\(notification)")
+            guard case .enqueued(let jobID) = try await jobs.enqueue(job, on: connection) else { return .notFailed }
+            try await connection.query(
+                "UPDATE mail_deliveries SET state = 'sending', job_id = \(jobID.rawValue), finished_at = NULL WHERE id = \(id)",
+                logger: self.logger)
+            return .queued(jobID)
+        }
+    }
+
     /// Open notifications whose job is no longer pending or running (it was cancelled, or died before preparing a
     /// mail): nothing will send them unless an operator acts (docs/MAIL.md).
     public func stranded() async throws -> Int {

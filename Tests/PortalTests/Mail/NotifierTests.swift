@@ -7,6 +7,7 @@ import Shared
 import Testing
 
 @testable import Notifier
+@testable import PortalAPI
 
 /// The notifier end to end: a department's status push in the API, the notifier in this process, a real SMTP server
 /// (aiosmtpd) as the relay. Every test waits for what it expects in the database or the relay's mailbox.
@@ -294,7 +295,7 @@ struct NotifierTests {
 
             let failed = try await MailDeliveryStore(client: api.database.client, messageIDDomain: "", logger: api.database.logger).failed()
             #expect(failed.map(\.maskedAddress) == ["r***@example.org"] && failed.first?.lastReply?.contains("550") == true)
-            let table = FailedDeliveries.table(failed)
+            let table = MailCommand.Failed.table(failed)
             #expect(table.contains("r***@example.org\t1\t") && table.contains("550") && !table.contains(Self.address))
 
             let page = try APIHarness.object(

@@ -15,8 +15,9 @@ final class ChildProcess: Sendable {
     private let process: Process
     private let exit = ExitState()
 
-    /// Starts `.build/<configuration>/<name>` (next to the test bundle) with `environment` added to ours.
-    init(_ name: String, environment: [String: String], arguments: [String] = []) throws {
+    /// Starts `.build/<configuration>/<name>` (next to the test bundle) with `environment` added to ours, and `input`
+    /// (when given) on its standard input.
+    init(_ name: String, environment: [String: String], arguments: [String] = [], input: String? = nil) throws {
         self.name = name
         let binaries = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         let executable = binaries.appendingPathComponent(name)
@@ -41,7 +42,14 @@ final class ChildProcess: Sendable {
         self.process.environment = merged
         self.process.standardOutput = output
         self.process.standardError = log
-        self.process.standardInput = FileHandle.nullDevice
+        if let input {
+            let pipe = Pipe()
+            self.process.standardInput = pipe
+            try pipe.fileHandleForWriting.write(contentsOf: Data(input.utf8))
+            try pipe.fileHandleForWriting.close()
+        } else {
+            self.process.standardInput = FileHandle.nullDevice
+        }
         self.process.terminationHandler = { [exit] process in
             let waiters = exit.state.withLock { state in
                 state.status = process.terminationStatus
