@@ -58,8 +58,9 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Mustache", package: "swift-mustache"),
             ],
-            resources: [.copy("Database/Migrations")],
+            resources: [.copy("Database/Migrations"), .copy("Mail/Templates")],
             swiftSettings: strictSettings
         ),
         .executableTarget(
@@ -104,7 +105,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
-            resources: [.copy("Templates")],
+
             swiftSettings: strictSettings
         ),
         // A job-running process for tests and benchmarks: it runs the real JobProcessor with probe job kinds, so

@@ -1,15 +1,11 @@
 import Shared
 
 /// The notifier: turns notification jobs into e-mails. Configuration: docs/CONFIGURATION.md.
-/// `Notifier preview` prints every mail template rendered with sample data (docs/MAIL.md); the mails that could not
-/// be delivered are listed and sent again with `PortalAPI mail failed|resend`.
+/// Operators preview the templates with `PortalAPI templates preview`, and list and resend mails that could not be
+/// delivered with `PortalAPI mail failed|resend` (docs/MAIL.md).
 @main
 enum NotifierMain {
     static func main() async {
-        switch CommandLine.arguments.dropFirst().first {
-        case "preview": await MailPreview.run()
-        default: break
-        }
         let configuration = EntryPoint.configuration(for: "Notifier", defaultHTTPPort: 8082)
         let settings: NotifierSettings
         let templates: MailTemplates

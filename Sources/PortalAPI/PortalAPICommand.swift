@@ -9,7 +9,7 @@ struct PortalAPICommand: AsyncParsableCommand {
         discussion: "Settings come from PORTAL_* environment variables; see docs/CONFIGURATION.md.",
         subcommands: [
             ServeCommand.self, MigrateCommand.self, DepartmentCommand.self, JobsCommand.self, MailCommand.self, StatsCommand.self,
-            PrivacyCommand.self,
+            TemplatesCommand.self, PrivacyCommand.self,
         ],
         defaultSubcommand: ServeCommand.self
     )

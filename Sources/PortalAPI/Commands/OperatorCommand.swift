@@ -495,3 +495,30 @@ struct PrivacyCommand: AsyncParsableCommand {
         }
     }
 }
+
+// MARK: templates
+
+/// `PortalAPI templates preview`: the mail templates rendered with sample data.
+struct TemplatesCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "templates",
+        abstract: "Mail templates (docs/MAIL.md).",
+        subcommands: [Preview.self]
+    )
+
+    struct Preview: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Every mail in both languages, rendered with sample data by the templates the notifier would use.",
+            discussion: "Reads PORTAL_MAIL_TEMPLATES_DIR (or the bundled templates); needs no database and no relay."
+        )
+
+        func run() async throws {
+            do {
+                let templates = try await MailTemplates(directory: EnvironmentReader().string("PORTAL_MAIL_TEMPLATES_DIR"))
+                print(try MailPreview.render(templates), terminator: "")
+            } catch {
+                EntryPoint.fail("PortalAPI templates preview", error, status: 1)
+            }
+        }
+    }
+}

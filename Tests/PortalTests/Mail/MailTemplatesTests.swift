@@ -1,9 +1,9 @@
 import Foundation
 import Mustache
-import Shared
 import Testing
 
 @testable import Notifier
+@testable import Shared
 
 @Suite("Mail templates")
 struct MailTemplatesTests {
@@ -85,9 +85,9 @@ struct MailTemplatesTests {
         await #expect(throws: TemplateError.self) { try await MailTemplates(directory: folder.path) }
     }
 
-    @Test("Notifier preview renders every template in both languages without a database or relay")
+    @Test("PortalAPI templates preview renders every template in both languages without a database or relay")
     func preview() async throws {
-        let process = try ChildProcess("Notifier", environment: [:], arguments: ["preview"])
+        let process = try ChildProcess("PortalAPI", environment: [:], arguments: ["templates", "preview"])
         #expect(await process.waitForExit() == 0)
         let printed = process.printed
         for heading in [
@@ -101,6 +101,6 @@ struct MailTemplatesTests {
     /// The notifier's bundled templates, in the source tree (the test bundle does not carry the notifier's resources).
     static func bundledTemplates() -> URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("Sources/Notifier/Templates")
+            .deletingLastPathComponent().appendingPathComponent("Sources/Shared/Mail/Templates")
     }
 }

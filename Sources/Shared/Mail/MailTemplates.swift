@@ -1,14 +1,13 @@
-import Foundation
-import Mustache
-import Shared
+public import Foundation
+public import Mustache
 
 /// What an update mail says: deliberately little. A mail can be read by anyone who sees the resident's screen or
 /// mailbox, so it names no case type, no status, no department and no explanation (a case type such as debt
 /// counselling says too much by itself); it says what kind of thing happened, links to the case in the portal, and
 /// says where to find whom to ask. Everything that happened for one resident within the merge window is one mail
 /// with a line each.
-struct UpdateMailView {
-    struct Item {
+public struct UpdateMailView: Sendable {
+    public struct Item: Sendable {
         /// The case's page in the portal (its id is opaque), or the inbox for a message that is not about a case.
         let link: String
         /// The link is to the inbox.
@@ -20,7 +19,7 @@ struct UpdateMailView {
         let document: Bool
         let overdue: Bool
 
-        init(link: String, kind: NotificationKind, inbox: Bool = false) {
+        public init(link: String, kind: NotificationKind, inbox: Bool = false) {
             self.link = link
             self.inbox = inbox
             self.status = kind == .status
@@ -40,7 +39,7 @@ struct UpdateMailView {
     /// Filled in for the HTML part's title, once the subject is rendered.
     var subject = ""
 
-    init(items: [Item], preferences: String) {
+    public init(items: [Item], preferences: String) {
         self.items = items
         self.preferences = preferences
         self.count = Set(items.map(\.link)).count
@@ -51,7 +50,7 @@ struct UpdateMailView {
 extension UpdateMailView {
     /// The lines of a mail: one per case and kind, in order. A status and the correction of it in one mail are one
     /// new status (the resident never saw what was corrected).
-    static func lines(for items: [MailDelivery.Item]) -> [MailDelivery.Item] {
+    public static func lines(for items: [MailDelivery.Item]) -> [MailDelivery.Item] {
         var seen: Set<String> = []
         let withStatus = Set(items.filter { $0.kind == .status }.map(\.caseID))
         return items.compactMap { item in
@@ -63,16 +62,21 @@ extension UpdateMailView {
 }
 
 /// What the e-mail verification mail says: the code and how long it works.
-struct VerificationMailView {
+public struct VerificationMailView: Sendable {
     let code: String
     let minutes: Int
     var subject = ""
+
+    public init(code: String, minutes: Int) {
+        self.code = code
+        self.minutes = minutes
+    }
 }
 
 // Templates read the views by name through `MustacheParent`, not by reflection (Mirror), which was a sixth of the
 // notifier's CPU time per mail (docs/BENCHMARKS.md, "Mail").
 extension UpdateMailView: MustacheParent {
-    func child(named name: String) -> Any? {
+    public func child(named name: String) -> Any? {
         switch name {
         case "items": self.items
         case "preferences": self.preferences
@@ -85,7 +89,7 @@ extension UpdateMailView: MustacheParent {
 }
 
 extension UpdateMailView.Item: MustacheParent {
-    func child(named name: String) -> Any? {
+    public func child(named name: String) -> Any? {
         switch name {
         case "link": self.link
         case "inbox": self.inbox
@@ -100,7 +104,7 @@ extension UpdateMailView.Item: MustacheParent {
 }
 
 extension VerificationMailView: MustacheParent {
-    func child(named name: String) -> Any? {
+    public func child(named name: String) -> Any? {
         switch name {
         case "code": self.code
         case "minutes": self.minutes
@@ -111,24 +115,24 @@ extension VerificationMailView: MustacheParent {
 }
 
 /// A rendered mail: subject, plain text and HTML.
-struct RenderedMail: Equatable {
-    let subject: String
-    let text: String
-    let html: String
+public struct RenderedMail: Equatable, Sendable {
+    public let subject: String
+    public let text: String
+    public let html: String
 }
 
 /// The mail templates: Mustache files named `<mail>.<language>.<part>.mustache` (parts `subject`, `text`, `html`),
 /// bundled with the notifier (`Sources/Notifier/Templates/`) or read from `PORTAL_MAIL_TEMPLATES_DIR`, so an operator
 /// can change the wording without a rebuild. Text parts start with `{{% CONTENT_TYPE: TEXT}}` (nothing escaped);
 /// HTML parts escape every value.
-struct MailTemplates: Sendable {
+public struct MailTemplates: Sendable {
     static let mails = ["update", "verification"]
     static let parts = ["subject", "text", "html"]
 
     private let library: MustacheLibrary
 
     /// Loads the templates from `directory`, or the bundled ones; every mail must have every part in both languages.
-    init(directory: String? = nil) async throws {
+    public init(directory: String? = nil) async throws {
         guard let folder = directory ?? Bundle.module.url(forResource: "Templates", withExtension: nil)?.path else {
             throw TemplateError("the bundled mail templates are missing")
         }
@@ -142,11 +146,11 @@ struct MailTemplates: Sendable {
         }
     }
 
-    func update(_ view: UpdateMailView, language: Resident.Locale) throws -> RenderedMail {
+    public func update(_ view: UpdateMailView, language: Resident.Locale) throws -> RenderedMail {
         try self.mail("update", language: language, view) { $0.subject = $1 }
     }
 
-    func verification(_ view: VerificationMailView, language: Resident.Locale) throws -> RenderedMail {
+    public func verification(_ view: VerificationMailView, language: Resident.Locale) throws -> RenderedMail {
         try self.mail("verification", language: language, view) { $0.subject = $1 }
     }
 
@@ -171,8 +175,8 @@ struct MailTemplates: Sendable {
     }
 }
 
-struct TemplateError: Error, CustomStringConvertible {
-    let description: String
+public struct TemplateError: Error, CustomStringConvertible {
+    public let description: String
 
     init(_ description: String) {
         self.description = description

@@ -1,11 +1,10 @@
 import Foundation
-import Shared
 
-/// `Notifier preview`: every mail in both languages, rendered with sample data by the templates the notifier would
+/// `PortalAPI templates preview`: every mail in both languages, rendered with sample data by the templates the notifier would
 /// use (`PORTAL_MAIL_TEMPLATES_DIR`, or the bundled ones), for an operator who changed the wording. Needs no database
 /// and no relay.
-enum MailPreview {
-    static func render(_ templates: MailTemplates, portal: String = "https://mijn.gemeente.example") throws -> String {
+public enum MailPreview {
+    public static func render(_ templates: MailTemplates, portal: String = "https://mijn.gemeente.example") throws -> String {
         let link = { (n: Int) in "\(portal)/zaken/0b7a4c1e-0000-4000-8000-00000000000\(n)" }
         let preferences = "\(portal)/instellingen/e-mail"
         let samples: [(String, UpdateMailView)] = [
@@ -34,15 +33,5 @@ enum MailPreview {
 
     private static func show(_ name: String, _ language: Resident.Locale, _ mail: RenderedMail) -> String {
         "==== \(name), \(language.rawValue)\nSubject: \(mail.subject)\n\n---- text\n\(mail.text)\n---- html\n\(mail.html)\n"
-    }
-
-    static func run() async -> Never {
-        do {
-            let templates = try await MailTemplates(directory: EnvironmentReader().string("PORTAL_MAIL_TEMPLATES_DIR"))
-            print(try self.render(templates), terminator: "")
-            exit(0)
-        } catch {
-            EntryPoint.fail("Notifier preview", error, status: 1)
-        }
     }
 }
