@@ -119,7 +119,7 @@ struct DepartmentGate: Sendable {
     /// failed for its department's trouble, so an outage uses up no attempts.
     func backOff(_ departmentID: UUID, after error: SyncError, logger: Logger) async throws -> JobSnooze {
         let wait = try await self.failed(departmentID, error: error.description)
-        Counter(label: "portal_sync_failures_total", dimensions: [("department", "\(departmentID)")]).increment()
+        Counter(label: "portal_sync_failures_total", dimensions: [SyncGauges.label(departmentID)]).increment()
         logger.warning(
             "a request to the department failed; it is tried again", metadata: ["error": "\(error)", "portal.sync.retry_in": "\(wait)"])
         return JobSnooze(for: wait)

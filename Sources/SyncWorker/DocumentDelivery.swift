@@ -96,7 +96,7 @@ struct DocumentDelivery: Sendable {
             try await DocumentStore().markDelivered(payload.document, on: connection, logger: logger)
             try await self.client.gate.succeeded(payload.department, on: connection)
         }
-        Counter(label: "portal_sync_documents_delivered_total", dimensions: [("department", "\(payload.department)")]).increment()
+        Counter(label: "portal_sync_documents_delivered_total", dimensions: [SyncGauges.label(payload.department)]).increment()
         logger.info("a resident's upload reached the department's Documenten API")
     }
 

@@ -109,7 +109,7 @@ struct FeedPuller: Sendable {
             logger.info("another worker applied this page first; reading on from its cursor")
             return true
         }
-        let dimension = ("department", "\(department)")
+        let dimension = SyncGauges.label(department)
         Counter(label: "portal_sync_changes_total", dimensions: [dimension, ("outcome", "applied")]).increment(by: result.applied)
         if result.refused > 0 {
             Counter(label: "portal_sync_changes_total", dimensions: [dimension, ("outcome", "refused")]).increment(by: result.refused)

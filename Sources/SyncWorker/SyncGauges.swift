@@ -18,12 +18,17 @@ import Synchronization
 final class SyncGauges: Sendable {
     let database: PostgresClient
     let logger: Logger
+    let factory: any MetricsFactory
     private let reported = Mutex<Set<String>>([])
 
-    init(database: PostgresClient, logger: Logger) {
+    init(database: PostgresClient, logger: Logger, factory: any MetricsFactory = MetricsSystem.factory) {
         self.database = database
         self.logger = logger
+        self.factory = factory
     }
+
+    /// The `department` label of every sync metric: the id as the database and the `department` commands show it.
+    static func label(_ department: UUID) -> (String, String) { ("department", department.uuidString.lowercased()) }
 
     var service: PeriodicWork { PeriodicWork(every: .seconds(30)) { await self.record() } }
 
@@ -51,7 +56,7 @@ final class SyncGauges: Sendable {
                     """,
                     logger: self.logger
                 ).decode(Int.self).first { _ in true } ?? 0
-            Gauge(label: "portal_cases_overdue").record(overdue)
+            Gauge(label: "portal_cases_overdue", factory: self.factory).record(overdue)
         } catch {
             self.logger.warning("reading the sync figures failed", metadata: ["error": "\(LoggableError.describe(error))"])
         }
@@ -59,9 +64,9 @@ final class SyncGauges: Sendable {
 
     private func record(department: String, behind: Double, sinceSuccess: Double, failures: Int, paused: Bool) {
         let dimensions = [("department", department)]
-        Gauge(label: "portal_sync_behind_seconds", dimensions: dimensions).record(behind)
-        Gauge(label: "portal_sync_seconds_since_success", dimensions: dimensions).record(sinceSuccess)
-        Gauge(label: "portal_sync_consecutive_failures", dimensions: dimensions).record(failures)
-        Gauge(label: "portal_sync_paused", dimensions: dimensions).record(paused ? 1 : 0)
+        Gauge(label: "portal_sync_behind_seconds", dimensions: dimensions, factory: self.factory).record(behind)
+        Gauge(label: "portal_sync_seconds_since_success", dimensions: dimensions, factory: self.factory).record(sinceSuccess)
+        Gauge(label: "portal_sync_consecutive_failures", dimensions: dimensions, factory: self.factory).record(failures)
+        Gauge(label: "portal_sync_paused", dimensions: dimensions, factory: self.factory).record(paused ? 1 : 0)
     }
 }

@@ -83,7 +83,7 @@ struct WebhookDelivery: Sendable {
                 metadata: ["error": "\(LoggableError.describe(error))"])
             throw SyncError.unreachable(LoggableError.describe(error))
         }
-        let department = ("department", "\(item.department)")
+        let department = SyncGauges.label(item.department)
         if (200..<300).contains(status.code) {
             try await self.database.withConnection { connection in
                 switch item.kind {

@@ -75,7 +75,7 @@ struct ZGWSync: Sendable {
             try await self.client.gate.succeeded(payload.department, on: connection)
             return outcome
         }
-        let department = ("department", "\(payload.department)")
+        let department = SyncGauges.label(payload.department)
         if case .refused(let error)? = outcome {
             Counter(label: "portal_sync_changes_total", dimensions: [department, ("outcome", "refused")]).increment()
             logger.warning("a ZGW status could not be applied", metadata: ["error": "\(error)"])
@@ -322,7 +322,7 @@ struct ZGWSync: Sendable {
             logger.warning(
                 "reconciliation found statuses whose notification never came; they are fetched now",
                 metadata: ["portal.sync.missing": "\(started)"])
-            Counter(label: "portal_sync_zgw_reconciled_total", dimensions: [("department", "\(department)")]).increment(by: started)
+            Counter(label: "portal_sync_zgw_reconciled_total", dimensions: [SyncGauges.label(department)]).increment(by: started)
         }
         throw JobSnooze(for: connector.interval)
     }

@@ -103,6 +103,11 @@ final class InFlightJobs: Sendable {
     /// The attempts whose leases the heartbeat keeps alive.
     var attempts: [JobAttempt] { self.state.withLock { $0.entries.values.map(\.job.fence) } }
 
+    /// The attempts whose handlers still run (not those only writing their outcome).
+    var runningAttempts: Set<JobAttempt> {
+        self.state.withLock { Set($0.entries.values.filter(\.handlerRunning).map(\.job.fence)) }
+    }
+
     /// Stops the handlers of the given attempts.
     func stop(_ attempts: Set<JobAttempt>, reason: StopReason) {
         let signals = self.state.withLock { $0.entries.values.filter { attempts.contains($0.job.fence) }.map(\.stop) }

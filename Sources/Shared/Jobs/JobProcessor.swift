@@ -271,7 +271,9 @@ public struct JobProcessor: Service {
         let attempts = self.inFlight.attempts
         guard !attempts.isEmpty else { return }
         let held = try await self.jobs.extendLeases(of: attempts, owner: self.owner, lease: self.settings.lease)
-        let lost = Set(attempts).subtracting(held)
+        // A lease is also "lost" when its job's outcome was written between the read of the attempts and the
+        // extension (completed or snoozed: no longer running): only handlers that still run have lost anything.
+        let lost = Set(attempts).subtracting(held).intersection(self.inFlight.runningAttempts)
         if !lost.isEmpty {
             self.logger.warning("leases lost; stopping those jobs", metadata: ["portal.job.ids": "\(lost.map(\.id.description).sorted())"])
             self.inFlight.stop(lost, reason: .leaseLost)

@@ -29,6 +29,8 @@ final class DepartmentSimulator: Sendable {
         let path: String
         let query: [String: String]
         let authorization: String?
+        /// The W3C `traceparent` the request carried.
+        var traceparent: String? = nil
     }
 
     private struct State {
@@ -112,7 +114,10 @@ final class DepartmentSimulator: Sendable {
     private func changes(_ request: Hummingbird.Request) async throws -> Response {
         let query = Dictionary(request.uri.queryParameters.map { (String($0.key), String($0.value)) }, uniquingKeysWith: { $1 })
         let (behaviour, changes) = self.state.withLock { state in
-            state.requests.append(Request(path: request.uri.path, query: query, authorization: request.headers[.authorization]))
+            state.requests.append(
+                Request(
+                    path: request.uri.path, query: query, authorization: request.headers[.authorization],
+                    traceparent: request.headers[.traceparent]))
             return (state.behaviour, state.changes)
         }
         switch behaviour {
@@ -248,7 +253,9 @@ final class DepartmentSimulator: Sendable {
         let query = Dictionary(request.uri.queryParameters.map { (String($0.key), String($0.value)) }, uniquingKeysWith: { $1 })
         let path = request.uri.path
         let behaviour = self.state.withLock { state in
-            state.requests.append(Request(path: path, query: query, authorization: request.headers[.authorization]))
+            state.requests.append(
+                Request(
+                    path: path, query: query, authorization: request.headers[.authorization], traceparent: request.headers[.traceparent]))
             return state.behaviour
         }
         switch behaviour {

@@ -53,13 +53,26 @@ struct ZGWSyncTests {
                         let zaak = zgw.addZaak("ZAAK-2026-0000000001", zaaktype: zaaktype, bsn: Self.bsn)
                         let status = zgw.setStatus(zaak, step: 1, at: "2026-11-03T10:00:00Z")
                         let notification = zgw.notification(status: status, zaak: zaak)
-                        // Delivered twice at once, as Open Notificaties may.
+                        // Delivered twice at once, as Open Notificaties may; in the caller's trace.
+                        let trace = TraceContext.newTraceID()
+                        var traced = subscription
+                        traced[.traceparent] = TraceContext.traceparent(traceID: trace)
                         for _ in 0..<2 {
-                            let response = try await api.request(
-                                .post, "/api/v1/zgw/notifications", headers: subscription, json: notification)
+                            let response = try await api.request(.post, "/api/v1/zgw/notifications", headers: traced, json: notification)
                             #expect(response.status == .noContent)
                         }
                         #expect(try await eventually { try smtp.messages().count == 1 })
+                        // The trace went on: into the sync job, every request it made to the department (each with a
+                        // parent id of its own), and the notification's job.
+                        let fetches = zgw.requests.filter { $0.path.contains("/statussen/") }
+                        #expect(
+                            !fetches.isEmpty
+                                && fetches.allSatisfy { $0.traceparent.flatMap(TraceContext.traceID(fromTraceparent:)) == trace })
+                        #expect(Set(fetches.compactMap { $0.traceparent?.split(separator: "-")[2] }).count == fetches.count)
+                        #expect(
+                            try await api.database.scalar(
+                                "SELECT count(*)::int FROM jobs WHERE trace_id = \(trace) AND kind IN ('sync.zgw.status', 'mail.notification')",
+                                as: Int.self) == 2)
                         let list = try APIHarness.object(try await api.request(.get, "/api/v1/cases", headers: session.headers))
                         guard case .array(let items)? = list["items"], case .object(let item)? = items.first else {
                             Issue.record("no case: \(list)")
