@@ -25,10 +25,12 @@ struct NotifierHarness: Sendable {
             case .starttls: .startTLS
             case .implicit: .implicitTLS
             }
+        // Generous timeouts: the suite runs many tests at once on two cores, and a starved test relay must not look like
+        // one that fails (a test that needs a timeout sets its own).
         let relay = SMTPRelay(
             host: mode == .plain ? "127.0.0.1" : "localhost", port: port ?? smtp?.port ?? 0, security: security, user: user,
             password: password, certificateAuthorityFile: try SMTPTestServer.certificate.get().certificate,
-            heloDomain: "portal.test", connectTimeout: .seconds(2), replyTimeout: .seconds(5))
+            heloDomain: "portal.test", connectTimeout: .seconds(10), replyTimeout: .seconds(30))
         var settings = NotifierSettings(
             mail: MailSettings(relay: relay, from: Mailbox("noreply@portal.test", name: "Gemeente Test")),
             mergeWindow: window,
