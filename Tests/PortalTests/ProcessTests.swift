@@ -169,6 +169,10 @@ struct ProcessTests {
             let check = try ChildProcess("PortalAPI", environment: self.environment(database), arguments: ["migrate", "--check"])
             #expect(await check.waitForExit() == 0, "\(check.output)")
             #expect(check.output.contains("database schema version \(Migrator.bundledMigrations.count)"))
+            let again = try ChildProcess("PortalAPI", environment: self.environment(database), arguments: ["migrate", "--json"])
+            #expect(await again.waitForExit() == 0, "\(again.output)")
+            let latest = Migrator.bundledMigrations.count
+            #expect(again.printed == #"{"applied":[],"build":\#(latest),"database":\#(latest)}"# + "\n", "\(again.printed)")
         }
     }
 }

@@ -13,6 +13,15 @@ struct MigrateCommand: AsyncParsableCommand {
     @Flag(help: "Only show the database's version and this build's, and exit 1 when the database is behind.")
     var check = false
 
+    @Flag(help: #"Print {"database": version, "build": version, "applied": [versions]} on one line."#)
+    var json = false
+
+    struct Outcome: Encodable {
+        let database: Int
+        let build: Int
+        let applied: [Int]
+    }
+
     func run() async throws {
         let configuration = EntryPoint.configuration(for: "PortalAPI", defaultHTTPPort: 8080)
         let (logger, prometheus) = EntryPoint.bootstrap("PortalAPI migrate", configuration: configuration)
@@ -22,12 +31,21 @@ struct MigrateCommand: AsyncParsableCommand {
                 let migrator = process.migrator
                 if self.check {
                     let version = try await migrator.databaseVersion()
-                    print("database schema version \(version); this build needs \(migrator.latestVersion)")
+                    if self.json {
+                        print(OperatorCommand.jsonLine(Outcome(database: version, build: migrator.latestVersion, applied: [])))
+                    } else {
+                        print("database schema version \(version); this build needs \(migrator.latestVersion)")
+                    }
                     if version < migrator.latestVersion { throw ExitCode.failure }
                     return
                 }
                 let applied = try await migrator.migrate()
-                if applied.isEmpty {
+                if self.json {
+                    let version = try await migrator.databaseVersion()
+                    print(
+                        OperatorCommand.jsonLine(Outcome(database: version, build: migrator.latestVersion, applied: applied.map(\.version)))
+                    )
+                } else if applied.isEmpty {
                     print("database schema is current (version \(migrator.latestVersion))")
                 } else {
                     for migration in applied { print("applied \(String(format: "%04d", migration.version)) \(migration.name)") }
