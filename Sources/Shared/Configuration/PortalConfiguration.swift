@@ -21,6 +21,16 @@ public struct PortalConfiguration: Sendable {
     public var httpPort: Int
     /// `PORTAL_PUBLIC_URL` (default `http://localhost:8080`): where residents reach the portal, for links in mails.
     public var publicURL: URL
+    /// `PORTAL_HTTP_IDLE_SECONDS` (default 30): a connection that sends nothing for this long while a request is
+    /// being read, or between requests, is closed. A client that dribbles its headers (slowloris) sends no complete
+    /// part, so it is cut off after this long as well.
+    public var httpIdleTimeout: Duration
+    /// `PORTAL_HTTP_REQUEST_SECONDS` (default 300): the most a client may take to send one request, from its head
+    /// to the last byte of its body (``RequestTimeoutHandler``); at the default a 25 MB upload needs 84 kB/s.
+    public var httpRequestTimeout: Duration
+    /// `PORTAL_HTTP_MAX_HEADER_BYTES` (default 16384): the most a request's header fields may take together, and
+    /// each one alone; a request with more is cut off by the HTTP decoder before a handler sees it.
+    public var httpMaxHeaderBytes: Int
     /// `PORTAL_LOG_LEVEL` (default `info`).
     public var logLevel: Logger.Level
     /// `PORTAL_LOG_FORMAT` (default `auto`).
@@ -35,12 +45,18 @@ public struct PortalConfiguration: Sendable {
         publicURL: URL = URL(string: "http://localhost:8080")!,
         logLevel: Logger.Level = .info,
         logFormat: LogFormat = .auto,
-        jobs: JobSettings = JobSettings()
+        jobs: JobSettings = JobSettings(),
+        httpIdleTimeout: Duration = .seconds(30),
+        httpRequestTimeout: Duration = .seconds(300),
+        httpMaxHeaderBytes: Int = 16 * 1024
     ) {
         self.database = database
         self.httpHost = httpHost
         self.httpPort = httpPort
         self.publicURL = publicURL
+        self.httpIdleTimeout = httpIdleTimeout
+        self.httpRequestTimeout = httpRequestTimeout
+        self.httpMaxHeaderBytes = httpMaxHeaderBytes
         self.logLevel = logLevel
         self.logFormat = logFormat
         self.jobs = jobs
@@ -58,6 +74,9 @@ public struct PortalConfiguration: Sendable {
         self.httpHost = environment.string("PORTAL_HTTP_HOST", default: "127.0.0.1")
         self.httpPort = try environment.integer("PORTAL_HTTP_PORT", default: defaultHTTPPort, in: 0...65535)
         self.publicURL = try environment.url("PORTAL_PUBLIC_URL", default: "http://localhost:8080")
+        self.httpIdleTimeout = try environment.seconds("PORTAL_HTTP_IDLE_SECONDS", default: .seconds(30), in: 1...3600)
+        self.httpRequestTimeout = try environment.seconds("PORTAL_HTTP_REQUEST_SECONDS", default: .seconds(300), in: 1...86_400)
+        self.httpMaxHeaderBytes = try environment.integer("PORTAL_HTTP_MAX_HEADER_BYTES", default: 16 * 1024, in: 4096...1_048_576)
         self.logLevel = try environment.choice("PORTAL_LOG_LEVEL", default: Logger.Level.info)
         self.logFormat = try environment.choice("PORTAL_LOG_FORMAT", default: LogFormat.auto)
         self.jobs = try JobSettings(environment: environment)

@@ -1,6 +1,8 @@
 import Foundation
 public import Hummingbird
+public import HummingbirdCore
 public import Logging
+import NIOCore
 public import PostgresNIO
 public import Prometheus
 
@@ -65,6 +67,19 @@ public struct PortalProcess: Sendable {
             address: .hostname(self.configuration.httpHost, port: self.configuration.httpPort),
             serverName: nil
         )
+    }
+
+    /// The HTTP/1.1 server with this process's limits: the idle timeout (`PORTAL_HTTP_IDLE_SECONDS`), the time to
+    /// send one request (`PORTAL_HTTP_REQUEST_SECONDS`) and the header size limit (`PORTAL_HTTP_MAX_HEADER_BYTES`, at
+    /// most 100 fields). A client past any of them is disconnected.
+    public var httpServer: HTTPServerBuilder {
+        let limit = self.configuration.httpMaxHeaderBytes
+        let requestTimeout = TimeAmount.nanoseconds(Int64(self.configuration.httpRequestTimeout.nanoseconds))
+        return .http1(
+            configuration: HTTP1Channel.Configuration(
+                additionalChannelHandlers: [RequestTimeoutHandler(timeout: requestTimeout)],
+                idleTimeout: .nanoseconds(Int64(self.configuration.httpIdleTimeout.nanoseconds)),
+                httpDecoderConfiguration: .init(maxHeaderFieldSize: limit, maxHeaderListSize: limit, maxHeaderFieldCount: 100)))
     }
 
     /// Waits until the schema is current, for at most `patience`: a process started together with its database

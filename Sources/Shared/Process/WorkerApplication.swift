@@ -20,6 +20,7 @@ extension PortalProcess {
         )
         return Application(
             router: self.makeRouter(),
+            server: self.httpServer,
             configuration: self.httpConfiguration,
             services: [self.database, self.databaseGauges] + services + [processor],
             logger: self.logger
