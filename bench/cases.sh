@@ -29,7 +29,7 @@ log "generated in $(( $(date +%s) - started ))s"
 
 api_port=$(free_port)
 PORTAL_HTTP_PORT=$api_port PORTAL_DATABASE_MAX_CONNECTIONS=$(( connections + 4 )) PORTAL_LOG_LEVEL=warning \
-    PORTAL_AUDIT_KEY=bench-audit-key-0123456789abcdef0123456789 "$bin/PortalAPI" serve >"$work/api.log" 2>&1 &
+    PORTAL_AUDIT_KEY=bench-audit-key-0123456789abcdef0123456789 PORTAL_RATE_LIMIT_LOGIN=off PORTAL_RATE_LIMIT_DEPARTMENT=off "$bin/PortalAPI" serve >"$work/api.log" 2>&1 &
 api_pid=$!
 pids+=("$api_pid")
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$api_port/health/ready" >/dev/null 2>&1 && break; sleep 0.2; done

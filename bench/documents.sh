@@ -134,7 +134,7 @@ declare -A result
 for mode in plain scanned; do
     api_port=$(free_port)
     if [ "$mode" = scanned ]; then export PORTAL_CLAMD_ADDRESS="127.0.0.1:$clamd_port"; else unset PORTAL_CLAMD_ADDRESS; fi
-    PORTAL_HTTP_PORT=$api_port PORTAL_DATABASE_MAX_CONNECTIONS=20 "$bin/PortalAPI" serve >"$work/api-$mode.log" 2>&1 &
+    PORTAL_HTTP_PORT=$api_port PORTAL_DATABASE_MAX_CONNECTIONS=20 PORTAL_RATE_LIMIT_LOGIN=off PORTAL_RATE_LIMIT_DEPARTMENT=off "$bin/PortalAPI" serve >"$work/api-$mode.log" 2>&1 &
     api=$!
     pids+=($api)
     for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$api_port/health/ready" >/dev/null 2>&1 && break; sleep 0.2; done

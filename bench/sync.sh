@@ -68,7 +68,7 @@ mem=$(ps -o rss= -p "$worker" | awk '{print int($1/1024)}')
 
 # Lag: ZGW notifications through the API at a fixed rate; each leads to a status job that fetches five resources.
 api_port=$(free_port)
-PORTAL_HTTP_PORT=$api_port "$bin/PortalAPI" serve >"$work/api.log" 2>&1 &
+PORTAL_HTTP_PORT=$api_port PORTAL_RATE_LIMIT_LOGIN=off PORTAL_RATE_LIMIT_DEPARTMENT=off "$bin/PortalAPI" serve >"$work/api.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$api_port/health/ready" >/dev/null 2>&1 && break; sleep 0.2; done
 zgw=$("$bin/PortalAPI" department add --name Omgeving --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')

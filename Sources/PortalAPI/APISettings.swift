@@ -13,16 +13,20 @@ struct APISettings: Sendable {
     var subjectHasher: SubjectHasher
     /// The `PORTAL_UPLOAD_*`, `PORTAL_CLAMD_*` and `PORTAL_DOCUMENT_*` settings.
     var documents: DocumentSettings
+    /// The `PORTAL_RATE_LIMIT_*` settings and `PORTAL_HTTP_TRUSTED_PROXIES`.
+    var rateLimits: RateLimitSettings
 
     init(
         devLogin: Bool, oidc: OIDCSettings?, sessions: SessionSettings, subjectHasher: SubjectHasher,
-        documents: DocumentSettings = DocumentSettings()
+        documents: DocumentSettings = DocumentSettings(),
+        rateLimits: RateLimitSettings = RateLimitSettings()
     ) {
         self.devLogin = devLogin
         self.oidc = oidc
         self.sessions = sessions
         self.subjectHasher = subjectHasher
         self.documents = documents
+        self.rateLimits = rateLimits
     }
 
     init(environment: EnvironmentReader = EnvironmentReader(), portal: PortalConfiguration) throws(ConfigurationError) {
@@ -31,5 +35,6 @@ struct APISettings: Sendable {
         self.sessions = try SessionSettings(environment: environment)
         self.subjectHasher = try SubjectHasher(environment: environment)
         self.documents = try DocumentSettings(environment)
+        self.rateLimits = try RateLimitSettings(environment: environment)
     }
 }

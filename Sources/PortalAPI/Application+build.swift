@@ -17,14 +17,15 @@ struct APIRouter {
 func buildRouter(_ process: PortalProcess, settings: APISettings, http: HTTPClient = .shared) throws -> APIRouter {
     let router = Router(context: APIRequestContext.self)
     router.add(middleware: MetricsMiddleware())
-    router.add(middleware: APIConventionsMiddleware())
+    let catalog = RouteCatalog()
+    router.add(middleware: APIConventionsMiddleware(catalog: catalog))
     OperationalRoutes(migrator: process.migrator, prometheus: process.prometheus).register(on: router)
 
     var oidcLogger = process.logger
     oidcLogger[metadataKey: "portal.component"] = "oidc"
     let oidc = settings.oidc.map { OIDCClient(settings: $0, http: http, logger: oidcLogger) }
     let identity = IdentityServices(database: process.database, settings: settings, oidc: oidc, logger: process.logger)
-    let routes = APIRoutes(router: router, identity: identity)
+    let routes = APIRoutes(router: router, identity: identity, catalog: catalog)
     try OpenAPIController().register(on: routes)
     AuthController(identity: identity).register(on: routes)
     MeController(identity: identity, jobs: process.jobs).register(on: routes)
@@ -48,11 +49,14 @@ func buildApplication(_ process: PortalProcess, settings: APISettings) throws ->
     let api = try buildRouter(process, settings: settings)
     var application = Application(
         router: api.router,
+        server: process.httpServer,
         configuration: process.httpConfiguration,
         services: [
             process.database,
             process.databaseGauges,
-            SessionPruner(sessions: api.identity.sessions, database: process.database, logger: process.logger),
+            SessionPruner(
+                sessions: api.identity.sessions, limiter: api.identity.limits.limiter, database: process.database,
+                logger: process.logger),
             UploadJanitor(services: api.documents, logger: process.logger),
         ],
         logger: process.logger

@@ -111,6 +111,7 @@ struct DepartmentAuthenticator: RouterMiddleware {
         var context = context
         context.caller = .department(department)
         context.logger[metadataKey: "portal.department.id"] = "\(department.id)"
+        try await self.identity.limits.department(department, request, context: context)
         return try await next(request, context)
     }
 }
@@ -136,6 +137,7 @@ struct ZGWSubscriptionAuthenticator: RouterMiddleware {
         var context = context
         context.caller = .department(department)
         context.logger[metadataKey: "portal.department.id"] = "\(department.id)"
+        try await self.identity.limits.department(department, request, context: context)
         return try await next(request, context)
     }
 }

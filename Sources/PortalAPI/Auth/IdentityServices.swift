@@ -21,6 +21,7 @@ struct IdentityServices: Sendable {
     let devLogin: Bool
     let logger: Logger
     let security: SecurityEvents
+    let limits: RateLimits
 
     init(database: PostgresClient, settings: APISettings, oidc: OIDCClient?, logger: Logger) {
         self.database = database
@@ -30,6 +31,9 @@ struct IdentityServices: Sendable {
         self.devLogin = settings.devLogin
         self.logger = logger
         self.security = SecurityEvents(logger: logger)
+        self.limits = RateLimits(
+            settings: settings.rateLimits, limiter: RateLimiter(client: database), hasher: settings.subjectHasher,
+            security: self.security)
     }
 }
 

@@ -3,10 +3,11 @@ import PostgresNIO
 import ServiceLifecycle
 import Shared
 
-/// Deletes expired sessions and login attempts every few minutes. Every API replica runs one; the deletes are
+/// Deletes expired sessions, login attempts and rate-limit windows every few minutes. Every API replica runs one; the deletes are
 /// idempotent, so running several at once only repeats work.
 struct SessionPruner: Service {
     let sessions: SessionStore
+    let limiter: RateLimiter
     let database: PostgresClient
     let logger: Logger
     var interval: Duration = .seconds(300)
@@ -19,6 +20,7 @@ struct SessionPruner: Service {
         do {
             let removed = try await self.sessions.prune(client: self.database, logger: self.logger)
             if removed > 0 { self.logger.debug("pruned sessions", metadata: ["portal.sessions.removed": "\(removed)"]) }
+            try await self.limiter.prune(logger: self.logger)
         } catch {
             self.logger.warning("pruning sessions failed", metadata: ["error": "\(error)"])
         }

@@ -30,6 +30,7 @@ struct AuthController {
     // MARK: Broker login
 
     func login(_ request: Request, context: APIRequestContext) async throws -> Response {
+        try await self.identity.limits.login(request, context: context)
         guard let oidc = self.identity.oidc else {
             throw Problem(status: .serviceUnavailable, code: "login-unavailable", detail: "No login broker is configured.")
         }
@@ -57,6 +58,7 @@ struct AuthController {
     }
 
     func callback(_ request: Request, context: APIRequestContext) async throws -> Response {
+        try await self.identity.limits.login(request, context: context)
         guard let oidc = self.identity.oidc else {
             throw Problem(status: .serviceUnavailable, code: "login-unavailable", detail: "No login broker is configured.")
         }
@@ -155,6 +157,7 @@ struct AuthController {
     }
 
     func devLogin(_ request: Request, context: APIRequestContext) async throws -> Response {
+        try await self.identity.limits.login(request, context: context)
         let type = MediaRange.type(of: request.headers[.contentType])
         let isForm = type == "application/x-www-form-urlencoded"
         var body: JSONBody

@@ -11,6 +11,7 @@ import Shared
 ///   policy, no referrer), unless a handler set its own value;
 /// - `application/problem+json` for every error, including Hummingbird's own (an unknown route is a 404 problem),
 ///   and a 500 that shows the client nothing but the trace id while the log gets the real error;
+/// - 405 with `Allow` for a method that no route has at a path that exists (the router alone would say 404);
 /// - 406 when the client accepts nothing we can send for an `/api/` endpoint;
 /// - a 400 for a token in the query string (tokens end up in proxy logs and browser history).
 ///
@@ -23,6 +24,9 @@ struct APIConventionsMiddleware: RouterMiddleware {
 
     /// Query parameters that carry a credential in some clients; refused everywhere.
     static let credentialParameters: Set<String> = ["access_token", "id_token", "api_key", "apikey", "token"]
+
+    /// The registered routes, for the 405's `Allow`.
+    let catalog: RouteCatalog
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
@@ -38,7 +42,15 @@ struct APIConventionsMiddleware: RouterMiddleware {
         } catch let problem as Problem {
             response = problem.response(traceID: context.traceID)
         } catch let error as any HTTPResponseError {
-            response = Problem(error).response(traceID: context.traceID)
+            let allowed = error.status == .notFound ? self.catalog.methods(at: request.uri.path) : []
+            if !allowed.isEmpty && !allowed.contains(request.method) {
+                let allow = allowed.map(\.rawValue).sorted().joined(separator: ", ")
+                response = Problem(
+                    status: .methodNotAllowed, code: "method-not-allowed", detail: "This address takes \(allow).", headers: [.allow: allow]
+                ).response(traceID: context.traceID)
+            } else {
+                response = Problem(error).response(traceID: context.traceID)
+            }
         } catch {
             // The only place an unexpected error is described: in the log, with the trace id the client got.
             context.logger.error("request failed", metadata: ["error": "\(LoggableError.describe(error))"])

@@ -29,13 +29,14 @@ struct Route: Hashable, Sendable, CustomStringConvertible {
 /// OpenAPI document and walk with every kind of credential.
 struct APIRoutes {
     let router: Router<APIRequestContext>
-    let catalog = RouteCatalog()
+    let catalog: RouteCatalog
     private let residents: RouterGroup<ResidentRequestContext>
     private let departments: RouterGroup<DepartmentRequestContext>
     private let subscriptions: RouterGroup<DepartmentRequestContext>
 
-    init(router: Router<APIRequestContext>, identity: IdentityServices) {
+    init(router: Router<APIRequestContext>, identity: IdentityServices, catalog: RouteCatalog) {
         self.router = router
+        self.catalog = catalog
         self.residents = router.group().add(middleware: ResidentAuthenticator(identity: identity))
             .group(context: ResidentRequestContext.self)
         self.departments = router.group().add(middleware: DepartmentAuthenticator(identity: identity))
@@ -92,4 +93,14 @@ final class RouteCatalog: Sendable {
     }
 
     var routes: [Route] { self.storage.withLock { $0 } }
+
+    /// The methods registered for the routes whose template matches `path` (`{...}` matches any one segment).
+    func methods(at path: String) -> [HTTPRequest.Method] {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false)
+        return self.routes.filter { route in
+            let template = route.path.split(separator: "/", omittingEmptySubsequences: false)
+            return template.count == segments.count
+                && zip(template, segments).allSatisfy { $0.first == "{" && $0.last == "}" ? !$1.isEmpty : $0 == $1 }
+        }.map(\.method)
+    }
 }

@@ -29,6 +29,8 @@ extension JSONFields {
             throw Problem.badRequest("invalid-json", "The body is not valid JSON.")
         } catch .notAnObject(let type) {
             throw Problem.badRequest("invalid-json", "The body must be a JSON object, not \(type).")
+        } catch .overLimit(let violation) {
+            throw Problem.badRequest("too-complex", "The body is \(JSONFields.ParseError.overLimit(violation)): split it up.")
         }
     }
 

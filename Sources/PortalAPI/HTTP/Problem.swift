@@ -45,6 +45,14 @@ struct Problem: Error, Sendable {
         Problem(status: .unsupportedMediaType, code: "unsupported-media-type", detail: "Send the body as \(accepted).")
     }
 
+    /// Over a rate limit: `Retry-After` says in how many seconds (rounded up) the window ends.
+    static func tooManyRequests(retryAfter: Duration) -> Problem {
+        let seconds = max(1, Int(retryAfter.seconds.rounded(.up)))
+        return Problem(
+            status: .tooManyRequests, code: "rate-limited", detail: "Too many requests: try again in \(seconds) s.",
+            headers: [.retryAfter: "\(seconds)"])
+    }
+
     static func internalError(traceID: String) -> Problem {
         Problem(
             status: .internalServerError,

@@ -1,5 +1,5 @@
 public import Crypto
-import Foundation
+public import Foundation
 
 /// The keyed hash that stands in for a BSN or KvK number wherever we must say whose data it was without saying
 /// the number: the audit log, above all.
@@ -29,5 +29,11 @@ public struct SubjectHasher: Sendable {
         let message = Data("\(subject.kind.rawValue):\(subject.number)".utf8)
         let code = HMAC<SHA256>.authenticationCode(for: message, using: self.key)
         return Array(code).hexadecimal
+    }
+
+    /// The same keyed hash of anything else that identifies a person and must be kept without being readable, such as
+    /// a client address in a rate limit's key: 32 bytes.
+    public func hash(_ text: String) -> Data {
+        Data(HMAC<SHA256>.authenticationCode(for: Data(text.utf8), using: self.key))
     }
 }

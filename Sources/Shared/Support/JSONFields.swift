@@ -46,17 +46,22 @@ public struct JSONFields: Sendable {
         case notJSON
         /// Valid JSON of another type, named as ``JSONValue/typeName`` does.
         case notAnObject(String)
+        /// Deeper or bigger than the limits allow; not parsed at all.
+        case overLimit(JSONLimits.Violation)
 
         public var description: String {
             switch self {
             case .notJSON: "not JSON"
             case .notAnObject(let type): "not a JSON object but \(type)"
+            case .overLimit(.tooDeep(let limit)): "nested more than \(limit) levels deep"
+            case .overLimit(.tooManyValues(let limit)): "more than \(limit) values"
             }
         }
     }
 
-    /// The fields of a JSON object.
-    public static func parse(_ data: Data) throws(ParseError) -> JSONFields {
+    /// The fields of a JSON object, after ``JSONLimits/check(_:)`` found the document within `limits`.
+    public static func parse(_ data: Data, limits: JSONLimits = .standard) throws(ParseError) -> JSONFields {
+        if let violation = limits.check(data) { throw .overLimit(violation) }
         guard let value = try? JSONDecoder().decode(JSONValue.self, from: data) else { throw .notJSON }
         guard case .object(let object) = value else { throw .notAnObject(value.typeName) }
         return JSONFields(object: object)

@@ -39,6 +39,22 @@ struct APISettingsTests {
         #expect(try APISettings(environment: EnvironmentReader(withoutBroker), portal: self.portal).oidc == nil)
     }
 
+    @Test("rate limits: the defaults, requests/seconds, off, and trusted proxies as addresses and blocks")
+    func rateLimits() throws {
+        let defaults = try APISettings(environment: EnvironmentReader(self.valid), portal: self.portal).rateLimits
+        #expect(defaults.login == RateLimit(requests: 60, window: .seconds(60)))
+        #expect(defaults.department == RateLimit(requests: 100, window: .seconds(1)))
+        #expect(defaults.trustedProxies.isEmpty)
+        var environment = self.valid
+        environment["PORTAL_RATE_LIMIT_LOGIN"] = "10/300"
+        environment["PORTAL_RATE_LIMIT_DEPARTMENT"] = "off"
+        environment["PORTAL_HTTP_TRUSTED_PROXIES"] = "10.0.0.0/8, 192.0.2.1,fd00::/8"
+        let set = try APISettings(environment: EnvironmentReader(environment), portal: self.portal).rateLimits
+        #expect(set.login == RateLimit(requests: 10, window: .seconds(300)))
+        #expect(set.department == nil)
+        #expect(set.trustedProxies.count == 3)
+    }
+
     @Test(
         "a missing or malformed setting stops the API with one line naming it, without echoing a secret",
         arguments: [
@@ -52,6 +68,10 @@ struct APISettingsTests {
             ("PORTAL_DEV_LOGIN", "sometimes"),
             ("PORTAL_SESSION_IDLE_SECONDS", "5"),
             ("PORTAL_SESSION_ABSOLUTE_SECONDS", "600"),
+            ("PORTAL_RATE_LIMIT_LOGIN", "60"),
+            ("PORTAL_RATE_LIMIT_LOGIN", "0/60"),
+            ("PORTAL_RATE_LIMIT_DEPARTMENT", "100/s"),
+            ("PORTAL_HTTP_TRUSTED_PROXIES", "10.0.0.0/8, proxy.internal"),
         ] as [(String, String?)]
     )
     func malformed(variable: String, value: String?) {

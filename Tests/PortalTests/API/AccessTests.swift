@@ -15,6 +15,9 @@ struct AccessTests {
     enum Principal: String, CaseIterable {
         case nobody
         case residentSession
+        /// A session past its absolute lifetime (and one idle too long: the same lookup refuses both).
+        case expiredSession
+        case idleSession
         case businessToken
         case departmentA
         case departmentB
@@ -28,7 +31,7 @@ struct AccessTests {
             case .residentSession, .businessToken: .resident
             case .departmentA, .departmentB: .department
             case .zgwSubscription: .zgwSubscription
-            case .nobody, .revokedDepartment, .garbage: nil
+            case .nobody, .expiredSession, .idleSession, .revokedDepartment, .garbage: nil
             }
         }
     }
@@ -65,6 +68,19 @@ struct AccessTests {
                         // A fresh session each time: one of the routes is the logout.
                         let session = try await api.devLogin()
                         headers = session.unsafeHeaders
+                    case .expiredSession, .idleSession:
+                        let session = try await api.devLogin(bsn: "111222333")
+                        let change =
+                            principal == .expiredSession
+                            ? "expires_at = now() - interval '1 second'"
+                            : "last_seen_at = now() - interval '1 day'"
+                        try await client.query(
+                            PostgresQuery(
+                                unsafeSQL: """
+                                    UPDATE sessions SET \(change)
+                                    WHERE resident_id = (SELECT id FROM residents WHERE subject = '111222333')
+                                    """), logger: logger)
+                        headers = session.unsafeHeaders
                     case .businessToken: headers[.authorization] = "Bearer \(businessToken)"
                     case .departmentA: headers[.authorization] = "Bearer \(keyA)"
                     case .departmentB: headers[.authorization] = "Bearer \(keyB)"
@@ -92,6 +108,32 @@ struct AccessTests {
             // Presented but wrong credentials are security events; the wrong kind says which.
             #expect(!api.log.lines(containing: "portal.security.event=wrong-credential").isEmpty)
             #expect(!api.log.lines(containing: "portal.security.event=department-refused").isEmpty)
+        }
+    }
+
+    @Test("a method no route has on a path answers 405 with the methods it has, for every caller, before any authentication")
+    func otherMethods() async throws {
+        try await APIHarness.with { api async throws in
+            let key = try await api.identity.departments.add(name: "Burgerzaken", client: api.database.client, logger: api.database.logger)
+                .apiKey
+            let session = try await api.devLogin()
+            let callers: [HTTPFields] = [[:], session.unsafeHeaders, [.authorization: "Bearer \(key)"]]
+            let routes = api.catalog.routes
+            let methods: [HTTPRequest.Method] = [.get, .post, .put, .patch, .delete]
+            var checked = 0
+            for path in Set(routes.map(\.path)) {
+                let registered = Set(routes.filter { $0.path == path }.map(\.method))
+                let concrete = path.replacingOccurrences(of: #"\{[^}]+\}"#, with: UUID().uuidString, options: .regularExpression)
+                for method in methods where !registered.contains(method) {
+                    for headers in callers {
+                        let response = try await api.request(method, concrete, headers: headers, json: method == .get ? nil : "{}")
+                        #expect(response.status == .methodNotAllowed, "\(method) \(path): \(response.status)")
+                        #expect(response.headers[.contentType] == "application/problem+json", "\(method) \(path)")
+                        checked += 1
+                    }
+                }
+            }
+            #expect(checked > 100)
         }
     }
 

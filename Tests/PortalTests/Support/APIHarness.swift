@@ -32,8 +32,15 @@ struct APIHarness: Sendable {
         var minimumACR: String?
         var sessions = SessionSettings()
         var documents = DocumentSettings()
+        /// Off unless a test sets them, so that no other test trips over a limit.
+        var rateLimits = RateLimitSettings(login: nil, department: nil)
         /// Serve over a real HTTP connection on a free port (streamed bodies) instead of calling the router directly.
         var live = false
+        /// The live server's limits (`PORTAL_HTTP_IDLE_SECONDS`, `PORTAL_HTTP_REQUEST_SECONDS`,
+        /// `PORTAL_HTTP_MAX_HEADER_BYTES`).
+        var idleTimeout = Duration.seconds(30)
+        var requestTimeout = Duration.seconds(300)
+        var maxHeaderBytes = 16 * 1024
     }
 
     static func with(_ options: Options = Options(), _ body: @Sendable (APIHarness) async throws -> Void) async throws {
@@ -58,7 +65,9 @@ struct APIHarness: Sendable {
         logger: Logger,
         _ body: @Sendable (APIHarness) async throws -> Void
     ) async throws {
-        let configuration = PortalConfiguration(database: database.settings, publicURL: URL(string: self.publicURL)!)
+        let configuration = PortalConfiguration(
+            database: database.settings, publicURL: URL(string: self.publicURL)!, httpIdleTimeout: options.idleTimeout,
+            httpRequestTimeout: options.requestTimeout, httpMaxHeaderBytes: options.maxHeaderBytes)
         let process = PortalProcess(name: "PortalAPI", configuration: configuration, logger: logger)
         var oidc: OIDCSettings?
         if let broker {
@@ -81,11 +90,12 @@ struct APIHarness: Sendable {
             oidc: oidc,
             sessions: options.sessions,
             subjectHasher: SubjectHasher(key: self.auditKey),
-            documents: options.documents
+            documents: options.documents,
+            rateLimits: options.rateLimits
         )
         let api = try buildRouter(process, settings: settings)
         let (catalog, identity) = (api.catalog, api.identity)
-        let application = Application(router: api.router, logger: logger)
+        let application = Application(router: api.router, server: process.httpServer, logger: logger)
         try await process.database.whileRunning {
             try await application.test(options.live ? .live : .router) { client in
                 try await body(
