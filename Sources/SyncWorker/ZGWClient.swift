@@ -50,10 +50,20 @@ struct ZGWClient: Sendable {
         if crs { headers.add(name: "Accept-Crs", value: "EPSG:4326") }
         let answer = try await self.client.get(url, from: self.connector, headers: headers, logger: self.logger)
         guard answer.status == .ok else { throw SyncError.status(answer.status, "GET \(url.path)") }
+        return try Self.decode(T.self, answer.body, what: "at \(url.path)")
+    }
+
+    /// Decodes a ZGW API's JSON body, after ``JSONLimits`` found it within the standard limits: a department's
+    /// server is not trusted to send sane nesting or sizes either.
+    static func decode<T: Decodable>(_ type: T.Type, _ body: ByteBuffer, what: String) throws(SyncError) -> T {
+        let data = Data(body.readableBytesView)
+        if let violation = JSONLimits.standard.check(data) {
+            throw SyncError.malformed("\(T.self) \(what): \(JSONFields.ParseError.overLimit(violation))")
+        }
         do {
-            return try JSONDecoder().decode(T.self, from: Data(answer.body.readableBytesView))
+            return try JSONDecoder().decode(T.self, from: data)
         } catch {
-            throw SyncError.malformed("\(T.self) at \(url.path): \(Self.describe(error))")
+            throw SyncError.malformed("\(T.self) \(what): \(Self.describe(error))")
         }
     }
 
@@ -85,11 +95,7 @@ struct ZGWClient: Sendable {
         _ type: T.Type, _ answer: DepartmentClient.Answer, expecting status: HTTPResponseStatus, what: String
     ) throws -> T {
         guard answer.status == status else { throw SyncError.status(answer.status, what) }
-        do {
-            return try JSONDecoder().decode(T.self, from: Data(answer.body.readableBytesView))
-        } catch {
-            throw SyncError.malformed("\(T.self) from \(what): \(Self.describe(error))")
-        }
+        return try Self.decode(T.self, answer.body, what: "from \(what)")
     }
 
     /// Every result of a paginated list, following `next` (each page's URL is checked like any other).

@@ -22,6 +22,7 @@ final class MultipartReader {
 
     private var iterator: RequestBody.AsyncIterator
     private let parser: MultipartParser
+    private var headerGuard: MultipartHeaderGuard
     private let events = Events()
     private var finished = false
     /// The current part's content was read to its end.
@@ -64,6 +65,7 @@ final class MultipartReader {
     init(body: RequestBody, boundary: String) {
         self.iterator = body.makeAsyncIterator()
         self.parser = MultipartParser(boundary: boundary)
+        self.headerGuard = MultipartHeaderGuard(boundary: boundary)
         let events = self.events
         self.parser.onHeader = { name, value in events.queue.append(.header(name, value)) }
         self.parser.onBody = { buffer in
@@ -82,6 +84,9 @@ final class MultipartReader {
         guard let buffer = try await self.iterator.next() else {
             self.finished = true
             return false
+        }
+        guard self.headerGuard.accepts(buffer) else {
+            throw Problem.badRequest("invalid-multipart", "A part of the multipart/form-data body has an invalid header name.")
         }
         do {
             try self.parser.execute(buffer)
@@ -199,5 +204,81 @@ struct UploadSource {
             throw Problem.invalidInput([FieldError(name: part.name, code: "required", reason: "The file part needs a filename.")])
         }
         return UploadSource(fileName: name, next: { try await reader.nextChunk() })
+    }
+}
+
+/// Follows a multipart body's framing ahead of MultipartKit's parser and refuses a part header whose name holds a
+/// byte from 0x80: MultipartKit 4.7 looks header-name bytes up in a 128-entry table and traps on such a byte (found
+/// by FuzzTests), which would let any caller crash the process. Header names are tokens (RFC 9110), so such a body is
+/// malformed anyway; header values and contents may hold any byte.
+///
+/// The states mirror MultipartKit's own, byte for byte, up to where it would throw: past that point the parser is not
+/// fed again (``MultipartReader`` refuses the body), so what this guard decides there does not matter.
+struct MultipartHeaderGuard {
+    private enum State {
+        case preamble(matched: Int)
+        /// After a delimiter: CR then LF before the first header line.
+        case preHeaders(expectingLF: Bool)
+        case headerName(length: Int)
+        case headerValue
+        case postHeaderValue
+        case postHeaders
+        case body
+        case delimiter(matched: Int)
+        case epilogue
+    }
+
+    /// CRLF, two dashes and the boundary, as MultipartKit matches it.
+    private let delimiter: [UInt8]
+    private var state: State = .preamble(matched: 0)
+
+    init(boundary: String) {
+        self.delimiter = Array("\r\n--\(boundary)".utf8)
+    }
+
+    /// Scans the next bytes; false when a header name holds a byte MultipartKit cannot take.
+    mutating func accepts(_ buffer: ByteBuffer) -> Bool {
+        let cr = UInt8(ascii: "\r")
+        for byte in buffer.readableBytesView {
+            switch self.state {
+            case .preamble(let matched):
+                // Like MultipartKit, the first delimiter may come without its CRLF.
+                let next =
+                    matched == 0 && byte == self.delimiter[2]
+                    ? 3 : byte == self.delimiter[matched] ? matched + 1 : matched > 0 && byte == cr ? 1 : 0
+                self.state = next == self.delimiter.count ? .preHeaders(expectingLF: false) : .preamble(matched: next)
+            case .preHeaders(let expectingLF):
+                self.state = expectingLF ? .headerName(length: 0) : .preHeaders(expectingLF: true)
+            case .headerName(let length):
+                if byte == UInt8(ascii: ":") && length > 0 {
+                    self.state = .headerValue
+                } else if byte == cr && length == 0 {
+                    self.state = .postHeaders
+                } else if byte >= 0x80 {
+                    return false
+                } else {
+                    self.state = .headerName(length: length + 1)
+                }
+            case .headerValue:
+                if byte == cr { self.state = .postHeaderValue }
+            case .postHeaderValue:
+                self.state = .headerName(length: 0)
+            case .postHeaders:
+                self.state = .body
+            case .body:
+                if byte == cr { self.state = .delimiter(matched: 1) }
+            case .delimiter(let matched):
+                if matched == self.delimiter.count {
+                    self.state = byte == cr ? .preHeaders(expectingLF: true) : .epilogue
+                } else if byte == self.delimiter[matched] {
+                    self.state = .delimiter(matched: matched + 1)
+                } else {
+                    self.state = byte == cr ? .delimiter(matched: 1) : .body
+                }
+            case .epilogue:
+                return true
+            }
+        }
+        return true
     }
 }
