@@ -13,7 +13,9 @@ bench/sync.sh sees):
   by a POST to the abonnement set with PUT /control/abonnement {"callbackUrl", "auth"} (which first sends Open
   Notificaties' two test messages, with and without the auth value), and the callback's status is returned;
 - a webhook receiver at POST /webhook that checks Portal-Signature with SIM_WEBHOOK_SECRET and counts deliveries;
-- GET /control/stats: what it served and received, for the end-state check."""
+- GET /control/stats: what it served and received, for the end-state check;
+- POST /control/fail {"seconds": N}: for N seconds every departmental endpoint (feed, ZGW, webhook) answers 503, as a
+  department's system that is down (bench/faults.sh); the simulator keeps its state."""
 
 import argparse
 import datetime
@@ -79,13 +81,14 @@ def page(results, count=None):
 
 # The live departments (bench/distributed.sh). One lock guards all of it; the handlers hold it only briefly.
 LIVE = threading.Lock()
+FAILING_UNTIL = [0.0]  # time.time() until which the departmental endpoints answer 503
 FEED_TOKEN = os.environ.get("SIM_FEED_TOKEN")
 WEBHOOK_SECRET = os.environ.get("SIM_WEBHOOK_SECRET", "").encode()
 live_feed = []           # JSON texts of changes, in order; the cursor is the index
 live_zaken = {}          # zaak uuid -> {"n", "bsn", "title", "status" (url), "registered", "last_set"}
 live_statussen = {}      # status uuid -> body
 abonnement = {}          # "callbackUrl", "auth"
-stats = {"feedRequests": 0, "zgwNotifications": 0, "zgwCallbacks": {}, "webhookPosts": 0, "webhookBadSignatures": 0,
+stats = {"failedRequests": 0, "feedRequests": 0, "zgwNotifications": 0, "zgwCallbacks": {}, "webhookPosts": 0, "webhookBadSignatures": 0,
          "webhookDeliveries": {}}
 LIVE_ZAAKTYPE = f"{BASE}/catalogi/api/v1/zaaktypen/20000000-0000-4000-8000-000000000000"
 LIVE_STATUSTYPEN = [
@@ -149,10 +152,22 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def failing(self):
+        """True (and 503 sent) while the department's system is down."""
+        if time.time() >= FAILING_UNTIL[0]:
+            return False
+        with LIVE:
+            stats["failedRequests"] += 1
+        self.body()
+        self.send(503, '{"detail": "down for maintenance"}')
+        return True
+
     def do_GET(self):
         url = urlparse(self.path)
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         path = url.path
+        if not path.startswith("/control/") and self.failing():
+            return
         if path == "/live-feed/changes":
             if FEED_TOKEN and self.headers.get("Authorization") != f"Bearer {FEED_TOKEN}":
                 return self.send(401, '{"detail": "token"}')
@@ -259,8 +274,11 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(200, json.dumps({"next": str(size)}))
         if path == "/control/zgw/statuses":
             return self.new_status(json.loads(self.body()))
+        if path == "/control/fail":
+            FAILING_UNTIL[0] = time.time() + float(json.loads(self.body())["seconds"])
+            return self.send(200, "{}")
         if path == "/webhook":
-            return self.webhook()
+            return self.failing() or self.webhook()
         return self.send(404, '{"detail": "not found"}')
 
     def new_status(self, request):

@@ -18,7 +18,15 @@
 #   three executables; default .build/release when it has all three, else .build/debug; else `swift build -c
 #   release`). The binaries are copied into the work folder first, so a rebuild during the run changes nothing.
 #
-#   DIST_KEEP_LOGS=1 keeps the logs, the driver's ledger and the report also after a run that passed.
+#   DIST_KEEP_LOGS=1 keeps the logs, the driver's ledger and the report also after a run that passed. DIST_WRITE=page
+#   (e.g. docs/BENCHMARKS.md) writes the report into that page as its section, when every check passed.
+#
+#   DIST_FAULTS=1 (what bench/faults.sh sets) adds the faults of the hardening issue beside the traffic: a random API
+#   replica, sync worker or notifier killed with SIGKILL and started again every 6 to 10 s; PostgreSQL restarted once
+#   (fast shutdown); the SMTP server stopped for DIST_OUTAGE seconds (default 60, at most a fifth of the run); the
+#   departments' systems answering 503 for as long; and DIST_FLOOD (100000) notifier jobs that have nothing to send
+#   put into the notifications queue at once. The check then also reports what each fault did (docs/RELIABILITY.md).
+#   DIST_SEED picks the victims (default: the date).
 #
 #   Time: from the first process started to the end of the check at most [seconds] + 5 minutes (a watchdog ends the
 #   run after that); installing missing tools and building come before. Everything runs in a temporary folder that
@@ -26,8 +34,8 @@
 #
 #   For fault injection (the hardening issue) every process is in a table by name (postgres, smtp, clamd, sim, lb,
 #   api-1..3, sync-1..2, notifier-1..2) with start_proc, stop_proc, kill_proc (SIGKILL), restart_proc and wait_ready;
-#   the traffic (run_driver) and the end-state check (run_check) are separate steps, so faults can run beside the
-#   driver (see "the run" at the bottom).
+#   the traffic (start_driver, wait_driver) and the end-state check (run_check) are separate steps, so that the faults
+#   (run_faults) run beside the driver.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 cd "$PORTAL_ROOT"
@@ -39,10 +47,16 @@ residents=${DIST_RESIDENTS:-200}
 sample=${DIST_SAMPLE:-400}
 clamd_mode=${DIST_CLAMD:-auto}
 command="bench/distributed.sh $seconds"   # as the report shows it, with the settings that differ from the defaults
-for setting in DIST_RATE DIST_THREADS DIST_RESIDENTS DIST_SAMPLE DIST_CLAMD; do
+faults=${DIST_FAULTS:-}
+flood=${DIST_FLOOD:-100000}
+seed=${DIST_SEED:-$(date -u +%Y%m%d)}
+outage=${DIST_OUTAGE:-60}
+for setting in DIST_RATE DIST_THREADS DIST_RESIDENTS DIST_SAMPLE DIST_CLAMD DIST_FLOOD DIST_OUTAGE DIST_SEED; do
     [ -z "${!setting:-}" ] || command="$setting=${!setting} $command"
 done
+[ -z "$faults" ] || command=${command/bench\/distributed.sh/bench\/faults.sh}
 [[ "$seconds" =~ ^[0-9]+$ ]] && [ "$seconds" -ge 10 ] || die "usage: bench/distributed.sh [seconds, at least 10]"
+[ "$outage" -le $(( seconds / 5 )) ] || outage=$(( seconds / 5 ))
 
 # MARK: Tools and binaries (before the clock starts)
 
@@ -218,7 +232,7 @@ stop_proc() {  # name [signal=TERM] [grace seconds=75]: asks it to stop, SIGKILL
         if [ "$(date +%s)" -ge "$until" ]; then kill -KILL "$pid" 2>/dev/null || true; fi
         sleep 0.1
     done
-    wait "$pid" 2>/dev/null || true
+    { wait "$pid"; } 2>/dev/null || true   # (braces: also without bash's "Killed" notice)
     PROC_PID[$name]=
 }
 
@@ -279,6 +293,13 @@ export PORTAL_MAIL_FROM=noreply@gemeente.example
 export PORTAL_MAIL_FROM_NAME="Gemeente (distributed run)"
 export PORTAL_MAIL_MERGE_WINDOW_SECONDS=1
 export PORTAL_DATABASE_MAX_CONNECTIONS=${PORTAL_DATABASE_MAX_CONNECTIONS:-20}
+# nginx passes the client's address on; the driver's residents all come from 127.0.0.1, one client as far as the
+# login limit can tell, so that limit is off here (AbuseTests hold it). The department limit stays on.
+export PORTAL_HTTP_TRUSTED_PROXIES=127.0.0.1
+export PORTAL_RATE_LIMIT_LOGIN=off
+# Under faults a handler can wait on a database call that never answers (seen after a PostgreSQL restart): it is
+# given up after the job timeout, and retried. A minute here, so that it happens within the run (default ten).
+[ -z "$faults" ] || export PORTAL_JOB_TIMEOUT_SECONDS=60
 unset PORTAL_CLAMD_ADDRESS PORTAL_OIDC_ISSUER PORTAL_DOCUMENT_STORAGE PORTAL_DOCUMENT_DIRECTORY
 DIST_FEED_TOKEN=$(secret)
 DIST_WEBHOOK_SECRET=$(secret)$(secret)
@@ -381,13 +402,94 @@ PY
     )
 }
 
-run_driver() {  # the traffic, in the background so that faults can run beside it; waits for it
+start_driver() {  # the traffic, in the background so that faults can run beside it
     log "traffic: ${seconds} s at $rate actions/s from $threads threads through nginx ($lb_url)"
     python3 bench/distributed_driver.py --config "$work/config.json" --ledger "$work/ledger.json" --seconds "$seconds" \
         --rate "$rate" --threads "$threads" --residents "$residents" &
-    local driver=$!
+    driver=$!
     helpers+=("$driver")
-    wait "$driver" || die "the driver failed"
+    traffic_started=$(date +%s.%N)
+}
+
+wait_driver() { wait "$driver" || die "the driver failed"; }
+
+# MARK: Faults (DIST_FAULTS=1)
+
+fault_log() {  # what, [JSON fields]: one line of the fault timeline, at its time since the traffic started
+    local now
+    now=$(date +%s.%N)
+    printf '{"t": %s, "what": "%s"%s}\n' "$(since "$traffic_started")" "$1" "${2:+, $2}" >>"$work/faults.jsonl"
+}
+
+ready_all() {  # seconds until every portal process answers ready again (polled), at most 120
+    local started name
+    started=$(date +%s.%N)
+    for name in "${api_replicas[@]}" "${sync_workers[@]}" "${notifiers[@]}"; do
+        wait_ready "$name" 120 || { log "$name did not become ready again"; return 1; }
+    done
+    since "$started"
+}
+
+since() { awk -v now="$(date +%s.%N)" -v then="$1" 'BEGIN { printf "%.1f", now - then }'; }
+
+run_faults() {  # the fault schedule, beside the driver, in this shell (so that the process table stays true)
+    local end=$(( ${traffic_started%.*} + seconds - 15 ))
+    local flood_at=$(( seconds / 5 )) restart_at=$(( 2 * seconds / 5 )) smtp_at=$(( seconds / 2 )) sim_at=$(( 3 * seconds / 4 ))
+    local victims=("${api_replicas[@]}" "${sync_workers[@]}" "${notifiers[@]}")
+    local next_kill=$(( ${traffic_started%.*} + 8 )) now elapsed victim took smtp_back=0
+    RANDOM=$seed
+    log "faults: kills every 6-10 s (seed $seed), flood of $flood jobs at ${flood_at}s, PostgreSQL restart at ${restart_at}s," \
+        "SMTP down at ${smtp_at}s and the departments failing at ${sim_at}s for ${outage}s each"
+    : >"$work/faults.jsonl"
+    while now=$(date +%s); [ "$now" -lt "$end" ]; do
+        elapsed=$(( now - ${traffic_started%.*} ))
+        if [ -n "$flood_at" ] && [ "$elapsed" -ge "$flood_at" ]; then
+            fault_log flood-start "\"jobs\": $flood"
+            # Jobs for notifications that do not exist: each is a real claim, a real transaction in the notifier that
+            # finds nothing to send, and a completion; the notifications queue is the one the residents' mail is in.
+            psql_ -d bench -c "INSERT INTO jobs (queue, kind, payload, max_attempts)
+                SELECT 'notifications', 'mail.notification', jsonb_build_object('notification', -g), 25
+                FROM generate_series(1, $flood) g" >/dev/null
+            fault_log flood-inserted
+            flood_at=
+        fi
+        if [ -n "$restart_at" ] && [ "$elapsed" -ge "$restart_at" ]; then
+            fault_log postgres-stop
+            stop_proc postgres
+            start_ready postgres
+            fault_log postgres-started
+            took=$(ready_all) || die "a process did not recover from the PostgreSQL restart"
+            fault_log postgres-recovered "\"seconds\": $took"
+            restart_at=
+        fi
+        if [ -n "$smtp_at" ] && [ "$elapsed" -ge "$smtp_at" ]; then
+            fault_log smtp-stop
+            stop_proc smtp
+            smtp_back=$(( now + outage ))
+            smtp_at=
+        fi
+        if [ "$smtp_back" -gt 0 ] && [ "$now" -ge "$smtp_back" ]; then
+            start_ready smtp
+            fault_log smtp-started
+            smtp_back=0
+        fi
+        if [ -n "$sim_at" ] && [ "$elapsed" -ge "$sim_at" ]; then
+            curl -fs -o /dev/null -X POST "$sim_url/control/fail" --data "{\"seconds\": $outage}" || die "the simulator took no fail order"
+            fault_log departments-failing "\"seconds\": $outage"
+            sim_at=
+        fi
+        if [ "$now" -ge "$next_kill" ]; then
+            victim=${victims[$(( RANDOM % ${#victims[@]} ))]}
+            kill_proc "$victim"
+            fault_log kill "\"process\": \"$victim\""
+            start_ready "$victim"
+            fault_log restarted "\"process\": \"$victim\""
+            next_kill=$(( $(date +%s) + 6 + RANDOM % 5 ))
+        fi
+        sleep 0.5
+    done
+    [ "$smtp_back" -eq 0 ] || { start_ready smtp; fault_log smtp-started; }
+    fault_log faults-end
 }
 
 run_check() {  # the end state: drain (bounded by what is left of the time), then every check
@@ -402,6 +504,7 @@ state = {
     "configPath": "$work/config.json", "ledger": "$work/ledger.json", "report": "$work/report.md",
     "pg": {"port": $pg_port, "database": "bench"}, "maildir": "$work/mail", "logs": "$work/logs",
     "sim": "$sim_url", "drainSeconds": $drain, "sample": $sample,
+    "faults": "$work/faults.jsonl" if "$faults" else None, "trafficStarted": float("${traffic_started:-0}"),
     "api": [{"name": n, "url": f"http://127.0.0.1:{p}"} for n, p in [$(for n in "${api_replicas[@]}"; do printf '("%s", %s),' "$n" "${PROC_PORT[$n]}"; done)]],
     "sync": [{"name": n, "url": f"http://127.0.0.1:{p}"} for n, p in [$(for n in "${sync_workers[@]}"; do printf '("%s", %s),' "$n" "${PROC_PORT[$n]}"; done)]],
     "notifier": [{"name": n, "url": f"http://127.0.0.1:{p}"} for n, p in [$(for n in "${notifiers[@]}"; do printf '("%s", %s),' "$n" "${PROC_PORT[$n]}"; done)]],
@@ -416,15 +519,20 @@ PY
     local check=$!
     helpers+=("$check")
     wait "$check" || failed=1
+    # DIST_WRITE=page (bench/all.sh): the report becomes that page's section of its title, when every check passed.
+    if [ -n "${DIST_WRITE:-}" ] && [ -z "$failed" ]; then
+        python3 bench/benchmarks_md.py "$work/report.md" "$DIST_WRITE" >/dev/null
+        log "wrote the report into $DIST_WRITE"
+    fi
 }
 
 # MARK: The run
 
 start_system
 setup_departments
-run_driver
-# (the hardening issue adds its faults here, beside run_driver: e.g. `kill_proc api-2; start_ready api-2`,
-#  `stop_proc postgres; start_ready postgres`, `stop_proc smtp` for a minute, then `start_ready smtp`)
+start_driver
+[ -z "$faults" ] || run_faults
+wait_driver
 run_check
 log "took $(( $(date +%s) - clock_started )) s from the first process started (limit $(( seconds + 300 )) s)"
 [ -z "$failed" ] || { log "the end-state check failed"; exit 1; }

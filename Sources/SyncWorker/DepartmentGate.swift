@@ -126,26 +126,39 @@ struct DepartmentGate: Sendable {
     }
 
     /// Records a failed exchange and returns how long the department's jobs should wait: the retry backoff, or,
-    /// after ``failuresToOpen`` failures in a row, the breaker's open time (doubling to ten minutes).
+    /// after ``failuresToOpen`` failures in a row, the breaker's open time (10 s, doubling with each failed probe after
+    /// it, to ten minutes). While the breaker is open, the failures of requests that were already under way when it
+    /// opened neither count nor lengthen it: one outage of a department with many requests in flight must not open
+    /// its breaker for ten minutes.
     func failed(_ departmentID: UUID, error: String) async throws -> Duration {
         let rows = try await self.client.query(
             """
+            WITH before AS (
+                -- Only to say whether this failure opened the breaker (for the log line): a snapshot read suffices.
+                SELECT coalesce(open_until > now(), false) AS open FROM department_sync WHERE department_id = \(departmentID)
+            )
             UPDATE department_sync
-            SET consecutive_failures = consecutive_failures + 1, last_failure_at = now(), last_error = left(\(error), 1000),
-                open_until = CASE WHEN consecutive_failures + 1 >= \(Self.failuresToOpen)
+            SET consecutive_failures = CASE WHEN open_until > now() THEN consecutive_failures ELSE consecutive_failures + 1 END,
+                last_failure_at = now(), last_error = left(\(error), 1000),
+                open_until = CASE
+                    WHEN open_until > now() THEN open_until
+                    WHEN consecutive_failures + 1 >= \(Self.failuresToOpen)
                     THEN now() + least(10 * power(2, consecutive_failures + 1 - \(Self.failuresToOpen)), 600) * interval '1 second'
                     END
             WHERE department_id = \(departmentID)
-            RETURNING consecutive_failures
+            RETURNING consecutive_failures, coalesce(extract(epoch FROM open_until - now()), 0)::float8,
+                      coalesce((SELECT open FROM before), false)
             """,
             logger: self.logger
         )
-        let failures = try await rows.decode(Int.self).first { _ in true } ?? 1
-        if failures >= Self.failuresToOpen {
-            self.logger.error(
-                "department unreachable or failing: its requests are held back (circuit breaker open)",
-                metadata: ["portal.department.id": "\(departmentID)", "portal.sync.failures": "\(failures)"])
-            return .seconds(min(10 * pow(2, Double(failures - Self.failuresToOpen)), 600))
+        let (failures, openFor, wasOpen) = try await rows.decode((Int, Double, Bool).self).first { _ in true } ?? (1, 0, false)
+        if openFor > 0 {
+            if !wasOpen {
+                self.logger.error(
+                    "department unreachable or failing: its requests are held back (circuit breaker open)",
+                    metadata: ["portal.department.id": "\(departmentID)", "portal.sync.failures": "\(failures)"])
+            }
+            return .milliseconds(Int64(openFor * 1000) + 1)
         }
         return RetryPolicy(base: .seconds(1), maximum: .seconds(30)).delay(afterAttempt: failures)
     }

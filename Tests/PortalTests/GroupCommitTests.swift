@@ -128,3 +128,39 @@ private final class RecordingWrite: Sendable {
         #expect(write.written.count == 2)
     }
 }
+
+@Suite("Group commit deadline")
+struct GroupCommitDeadlineTests {
+    @Test("a write that never comes back fails its callers at the deadline, and the callers behind it are written")
+    func hungWrite() async throws {
+        let gate = AsyncStream<Void>.makeStream()
+        let calls = Mutex(0)
+        let commit = GroupCommit<Int, Int>(deadline: .milliseconds(300)) { items, _ in
+            let first = calls.withLock { calls in
+                calls += 1
+                return calls == 1
+            }
+            if first {
+                // Like a database call that never answers: it ignores cancellation and waits for the gate.
+                for await _ in gate.stream { break }
+            }
+            return items.map { $0 * 10 }
+        }
+        let logger = Logger(label: "test")
+        let hung = Task { try await commit.submit(1, logger: logger) }
+        // The second caller arrives while the first write hangs, so it waits for that write to end.
+        while calls.withLock({ $0 }) == 0 { await Task.yield() }
+        let behind = Task { try await commit.submit(2, logger: logger) }
+        await #expect(throws: DeadlineExceeded.self) { try await hung.value }
+        #expect(try await behind.value == 20)
+        #expect(try await commit.submit(3, logger: logger) == 30)
+        gate.continuation.yield()
+    }
+
+    @Test("withDeadline returns the operation's result or error when it is in time")
+    func inTime() async throws {
+        #expect(try await withDeadline(.seconds(5)) { 42 } == 42)
+        struct Failure: Error {}
+        await #expect(throws: Failure.self) { try await withDeadline(.seconds(5)) { throw Failure() } }
+    }
+}

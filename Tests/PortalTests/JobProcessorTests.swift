@@ -90,6 +90,34 @@ struct JobProcessorTests {
         }
     }
 
+    @Test("a handler that never returns and ignores cancellation is given up after the job timeout; its slot runs the next job")
+    func hungHandler() async throws {
+        try await TestDatabase.with { database async throws in
+            let gate = AsyncStream<Void>.makeStream()
+            let started = ConcurrencyCounter()
+            var registry = JobRegistry()
+            registry.register(TestJobs.work) { _, _ in
+                started.tick()
+                if started.finished == 1 {
+                    // A call that never answers: deaf to cancellation, it waits for a gate nobody opens until the end.
+                    for await _ in gate.stream { break }
+                }
+            }
+            let settings = JobSettings(concurrency: ["test": 1], timeout: .seconds(1), pollInterval: .milliseconds(50))
+            let harness = ProcessorHarness(database: database, registry: registry, settings: settings)
+            let id = try await database.jobs.enqueue(try TestJobs.job()).jobID!
+            try await harness.run { _ async throws in
+                // The first attempt is given up and fails; the retry (attempt 2) runs in the same single slot.
+                #expect(try await eventually { try await database.jobs.job(id)?.state == .completed })
+            }
+            gate.continuation.yield()
+            let job = try await database.jobs.job(id)
+            #expect(job?.attempt == 2)
+            #expect(started.finished == 2)
+            #expect(harness.metric("portal_job_runs_total", ["outcome": "retried"]) == 1)
+        }
+    }
+
     @Test("a payload that does not decode fails for good at once; a snooze does not spend an attempt")
     func permanentAndSnooze() async throws {
         try await TestDatabase.with { database async throws in

@@ -9,6 +9,10 @@ public struct JobSettings: Sendable, Equatable {
     /// `PORTAL_JOB_LEASE_SECONDS` (default 30): how long a claimed job stays reserved without a heartbeat. A job
     /// held by a process that died is returned to the queue at most this long (plus one rescue interval) later.
     public var lease: Duration
+    /// `PORTAL_JOB_TIMEOUT_SECONDS` (default 600): a handler that has not returned after this long is given up on: the
+    /// attempt fails (and is retried with backoff), and the process stops waiting for it. A handler waiting on a call
+    /// that never answers would otherwise hold its slot, and its job, for as long as the process lives.
+    public var timeout: Duration
     /// `PORTAL_JOB_POLL_SECONDS` (default 5): the safety-net poll; jobs normally start on a NOTIFY.
     public var pollInterval: Duration
     /// `PORTAL_JOB_RESCUE_SECONDS` (default 5): how often each process looks for expired leases.
@@ -25,6 +29,7 @@ public struct JobSettings: Sendable, Equatable {
         concurrency: [String: Int] = [:],
         defaultConcurrency: Int = 10,
         lease: Duration = .seconds(30),
+        timeout: Duration = .seconds(600),
         pollInterval: Duration = .seconds(5),
         rescueInterval: Duration = .seconds(5),
         shutdownTimeout: Duration = .seconds(20),
@@ -34,6 +39,7 @@ public struct JobSettings: Sendable, Equatable {
         self.concurrency = concurrency
         self.defaultConcurrency = defaultConcurrency
         self.lease = lease
+        self.timeout = timeout
         self.pollInterval = pollInterval
         self.rescueInterval = rescueInterval
         self.shutdownTimeout = shutdownTimeout
@@ -47,6 +53,7 @@ public struct JobSettings: Sendable, Equatable {
             (self.defaultConcurrency, self.concurrency) = try Self.parseConcurrency(raw)
         }
         self.lease = try environment.seconds("PORTAL_JOB_LEASE_SECONDS", default: self.lease, in: 1...3600)
+        self.timeout = try environment.seconds("PORTAL_JOB_TIMEOUT_SECONDS", default: self.timeout, in: 1...86_400)
         self.pollInterval = try environment.seconds("PORTAL_JOB_POLL_SECONDS", default: self.pollInterval, in: 0.05...600)
         self.rescueInterval = try environment.seconds("PORTAL_JOB_RESCUE_SECONDS", default: self.rescueInterval, in: 0.05...600)
         self.shutdownTimeout = try environment.seconds(

@@ -34,12 +34,17 @@ public final class GroupCommit<Item: Sendable, Outcome: Sendable>: Sendable {
     }
 
     public let maximumBatch: Int
+    /// How long one write may take before its callers get ``DeadlineExceeded`` and the next batch goes out; nil for
+    /// no limit. Without it, one write that never comes back (a connection lost in a way the driver does not notice)
+    /// would hold every later caller forever.
+    public let deadline: Duration?
     private let write: Write
     private let state = Mutex(State())
 
-    public init(maximumBatch: Int = 500, write: @escaping Write) {
+    public init(maximumBatch: Int = 500, deadline: Duration? = nil, write: @escaping Write) {
         precondition(maximumBatch > 0, "a batch holds at least one item")
         self.maximumBatch = maximumBatch
+        self.deadline = deadline
         self.write = write
     }
 
@@ -72,9 +77,15 @@ public final class GroupCommit<Item: Sendable, Outcome: Sendable>: Sendable {
         let result: Result<[Outcome], any Error>
         do {
             // In a task of its own: the writer's cancellation (a client that went away) must not fail the others.
-            // It is awaited at once, so it never outlives this call.
+            // It is awaited at once, so it outlives this call only when it passed its deadline.
             let items = [item] + others.map(\.item)
-            let outcomes = try await Task { try await self.write(items, logger) }.value
+            let write = self.write
+            let outcomes =
+                if let deadline = self.deadline {
+                    try await withDeadline(deadline) { try await write(items, logger) }
+                } else {
+                    try await Task { try await write(items, logger) }.value
+                }
             precondition(outcomes.count == others.count + 1, "a group write returns one outcome per item")
             result = .success(outcomes)
         } catch {

@@ -97,7 +97,19 @@ final class InFlightJobs: Sendable {
 
     /// The slots of `queue` in use: handlers still running.
     func count(queue: String) -> Int {
-        self.state.withLock { $0.entries.values.count { $0.job.queue == queue && $0.handlerRunning } }
+        self.counts(queue: queue).running
+    }
+
+    /// Of `queue`'s claims: those whose handlers still run, and all held (also those whose outcomes are being written).
+    func counts(queue: String) -> (running: Int, held: Int) {
+        self.state.withLock { state in
+            var counts = (running: 0, held: 0)
+            for entry in state.entries.values where entry.job.queue == queue {
+                counts.held += 1
+                if entry.handlerRunning { counts.running += 1 }
+            }
+            return counts
+        }
     }
 
     /// The attempts whose leases the heartbeat keeps alive.

@@ -53,7 +53,9 @@ public struct JobProcessor: Service {
         self.logger = logger
         self.preflight = preflight
         self.wakeUps = QueueWakeUps(queues: self.queues)
-        self.completions = GroupCommit { batch, _ in
+        // A completion that takes longer than a lease is given up: the job runs again after its lease, as if this
+        // process had died, instead of every later completion waiting behind it.
+        self.completions = GroupCommit(deadline: settings.lease) { batch, _ in
             let refused = try await jobs.complete(batch)
             return batch.map { !refused.contains($0.id) }
         }
@@ -98,7 +100,7 @@ public struct JobProcessor: Service {
         let capacity = self.settings.concurrency(for: queue)
         await withDiscardingTaskGroup { group in
             for await _ in self.wakeUps.stream(for: queue) {
-                var free = capacity - self.inFlight.count(queue: queue)
+                var free = self.freeSlots(queue, capacity: capacity)
                 while free > 0, !self.wakeUps.isFinished {
                     let claimed: [ClaimedJob]
                     do {
@@ -115,7 +117,7 @@ public struct JobProcessor: Service {
                         }
                     }
                     guard claimed.count == free else { break }
-                    free = capacity - self.inFlight.count(queue: queue)
+                    free = self.freeSlots(queue, capacity: capacity)
                 }
             }
             // The wake-ups ended: graceful shutdown. Running jobs get their time, then are asked to stop.
@@ -124,6 +126,14 @@ public struct JobProcessor: Service {
                 self.inFlight.stopAll(queue: queue, reason: .shutdown)
             }
         }
+    }
+
+    /// How many jobs of `queue` to claim now: the slots whose handlers have returned are free, so the next claim
+    /// overlaps the writing of their outcomes; but no more than `capacity` jobs may wait for their outcomes to be
+    /// written. When writing outcomes stalls, claiming stops, rather than taking more jobs that cannot finish.
+    private func freeSlots(_ queue: String, capacity: Int) -> Int {
+        let (running, held) = self.inFlight.counts(queue: queue)
+        return min(capacity - running, 2 * capacity - held)
     }
 
     private enum Outcome: Sendable {
@@ -141,26 +151,39 @@ public struct JobProcessor: Service {
 
         // The handler runs in a child task that can be cancelled on its own (lease lost, shutdown timeout); the
         // outcome is recorded afterwards by this task, which is not cancelled by either.
-        let outcome = await withTaskGroup(of: Outcome?.self) { group in
-            group.addTask { await self.runHandler(entry, job: job, logger: logger, stop: stop) }
-            group.addTask {
-                await stop.wait()
-                return nil
+        // A handler that ignores its stop and its cancellation (a call that never answers) is abandoned after the job
+        // timeout: the attempt fails and is retried, and this process stops waiting for it.
+        let outcome: Outcome
+        do {
+            outcome = try await withDeadline(self.settings.timeout) {
+                await withTaskGroup(of: Outcome?.self) { group in
+                    group.addTask { await self.runHandler(entry, job: job, logger: logger, stop: stop) }
+                    group.addTask {
+                        await stop.wait()
+                        return nil
+                    }
+                    var outcome: Outcome = .stopped
+                    while let next = await group.next() {
+                        if let next { outcome = next }
+                        group.cancelAll()
+                    }
+                    return outcome
+                }
             }
-            var outcome: Outcome = .stopped
-            while let next = await group.next() {
-                if let next { outcome = next }
-                group.cancelAll()
-            }
-            return outcome
+        } catch {
+            logger.error("the job's handler did not return in time; giving up on this attempt", metadata: ["error": "\(error)"])
+            outcome = stop.reason == nil ? .failed("no outcome within \(self.settings.timeout)", giveUp: false) : .stopped
         }
         let duration = ContinuousClock.now - started
         // The slot is free as soon as the handler has returned: the next claim overlaps this outcome's write.
         self.inFlight.handlerFinished(stop)
         self.wakeUps.wake(job.queue)
         do {
-            try await self.record(
-                outcome, of: job, stop: stop, retryPolicy: entry?.retryPolicy ?? RetryPolicy(), duration: duration, logger: logger)
+            // Bounded like the completions: an outcome that cannot be written within a lease is left to the rescuer.
+            try await withDeadline(self.settings.lease) {
+                try await self.record(
+                    outcome, of: job, stop: stop, retryPolicy: entry?.retryPolicy ?? RetryPolicy(), duration: duration, logger: logger)
+            }
         } catch {
             // The lease will expire and the rescuer will return the job: it runs again, nothing is lost.
             logger.error("could not record the job's outcome; it will run again after its lease", metadata: ["error": "\(error)"])
