@@ -22,10 +22,11 @@
 #   (e.g. docs/BENCHMARKS.md) writes the report into that page as its section, when every check passed.
 #
 #   DIST_FAULTS=1 (what bench/faults.sh sets) adds the faults of the hardening issue beside the traffic: a random API
-#   replica, sync worker or notifier killed with SIGKILL and started again every 6 to 10 s; PostgreSQL restarted once
-#   (fast shutdown); the SMTP server stopped for DIST_OUTAGE seconds (default 60, at most a fifth of the run); the
-#   departments' systems answering 503 for as long; and DIST_FLOOD (100000) notifier jobs that have nothing to send
-#   put into the notifications queue at once. The check then also reports what each fault did (docs/RELIABILITY.md).
+#   replica, sync worker or notifier killed with SIGKILL and started again every 6 to 10 s; at a fifteenth of the run
+#   the SMTP server stopped for DIST_OUTAGE seconds (default 60, at most a fifth of the run); at a third DIST_FLOOD
+#   (100000) notifier jobs that have nothing to send put into the notifications queue at once; at half PostgreSQL
+#   restarted (fast shutdown); at three quarters the departments' systems answering 503 for DIST_OUTAGE seconds. The
+#   check then also reports what each fault did (docs/RELIABILITY.md).
 #   DIST_SEED picks the victims (default: the date).
 #
 #   Time: from the first process started to the end of the check at most [seconds] + 5 minutes (a watchdog ends the
@@ -434,12 +435,14 @@ since() { awk -v now="$(date +%s.%N)" -v then="$1" 'BEGIN { printf "%.1f", now -
 
 run_faults() {  # the fault schedule, beside the driver, in this shell (so that the process table stays true)
     local end=$(( ${traffic_started%.*} + seconds - 15 ))
-    local flood_at=$(( seconds / 5 )) restart_at=$(( 2 * seconds / 5 )) smtp_at=$(( seconds / 2 )) sim_at=$(( 3 * seconds / 4 ))
+    # The SMTP outage comes first: the flood keeps the notifier busy for minutes, and an outage behind it would find no
+    # mail to defer.
+    local smtp_at=$(( seconds / 15 )) flood_at=$(( seconds / 3 )) restart_at=$(( seconds / 2 )) sim_at=$(( 3 * seconds / 4 ))
     local victims=("${api_replicas[@]}" "${sync_workers[@]}" "${notifiers[@]}")
     local next_kill=$(( ${traffic_started%.*} + 8 )) now elapsed victim took smtp_back=0
     RANDOM=$seed
-    log "faults: kills every 6-10 s (seed $seed), flood of $flood jobs at ${flood_at}s, PostgreSQL restart at ${restart_at}s," \
-        "SMTP down at ${smtp_at}s and the departments failing at ${sim_at}s for ${outage}s each"
+    log "faults: kills every 6-10 s (seed $seed), SMTP down at ${smtp_at}s for ${outage}s, flood of $flood jobs at" \
+        "${flood_at}s, PostgreSQL restart at ${restart_at}s, the departments failing at ${sim_at}s for ${outage}s"
     : >"$work/faults.jsonl"
     while now=$(date +%s); [ "$now" -lt "$end" ]; do
         elapsed=$(( now - ${traffic_started%.*} ))

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import PostgresNIO
 import Testing
 
 @testable import PortalAPI
@@ -168,29 +169,45 @@ struct AbuseTests {
         }
     }
 
-    @Test("a department flooding the API is refused over its limit while another department is served as usual")
+    @Test("a department flooding status pushes is refused over its limit, storing nothing more, while another department pushes as usual")
     func departmentFlood() async throws {
         var options = APIHarness.Options()
+        // A day-long window: no window boundary falls inside the test.
         options.rateLimits = RateLimitSettings(login: nil, department: RateLimit(requests: 20, window: .seconds(86_400)))
         try await APIHarness.with(options) { api in
-            let client = api.database.client
-            let logger = api.database.logger
-            let flooder: HTTPFields = [
-                .authorization: "Bearer \(try await api.identity.departments.add(name: "X", client: client, logger: logger).apiKey)"
-            ]
-            let other: HTTPFields = [
-                .authorization: "Bearer \(try await api.identity.departments.add(name: "Y", client: client, logger: logger).apiKey)"
-            ]
+            // Two requests each to set up (the case type, the case), counted like any other.
+            let flooder = try await CaseTrackingTests.department(api, name: "Burgerzaken")
+            let other = try await CaseTrackingTests.department(api, name: "Belastingen")
+            for headers in [flooder, other] {
+                let created = try await api.request(
+                    .put, "/api/v1/department/cases/HLM-1", headers: headers, json: CaseTrackingTests.caseBody())
+                try #require(created.status == .created)
+            }
             let statuses = try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
-                for _ in 0..<200 { group.addTask { try await api.request(.get, "/api/v1/department", headers: flooder).status } }
+                for push in 0..<200 {
+                    group.addTask {
+                        let body = CaseTrackingTests.status("flood-\(push)", "in-behandeling", at: "2026-11-21T10:00:00Z", text: "Bezig")
+                        return try await api.request(.post, "/api/v1/department/cases/HLM-1/statuses", headers: flooder, json: body).status
+                    }
+                }
                 var statuses: [HTTPResponse.Status] = []
                 for try await status in group { statuses.append(status) }
                 return statuses
             }
-            #expect(statuses.filter { $0 == .ok }.count == 20)
-            #expect(statuses.filter { $0 == .tooManyRequests }.count == 180)
-            for _ in 0..<20 { #expect(try await api.request(.get, "/api/v1/department", headers: other).status == .ok) }
-            #expect(try await api.request(.get, "/api/v1/department", headers: flooder).status == .tooManyRequests)
+            #expect(statuses.filter { $0 == .created }.count == 18)
+            #expect(statuses.filter { $0 == .tooManyRequests }.count == 182)
+            for push in 0..<18 {
+                let body = CaseTrackingTests.status("other-\(push)", "in-behandeling", at: "2026-11-21T10:00:00Z", text: "Bezig")
+                #expect(
+                    try await api.request(.post, "/api/v1/department/cases/HLM-1/statuses", headers: other, json: body).status == .created)
+            }
+            #expect(try await api.request(.get, "/api/v1/department", headers: other).status == .tooManyRequests)
+            let stored = try await api.database.client.query(
+                "SELECT count(*) FILTER (WHERE event_id LIKE 'flood-%'), count(*) FILTER (WHERE event_id LIKE 'other-%') FROM status_events"
+            )
+            for try await (flood, others) in stored.decode((Int64, Int64).self) {
+                #expect(flood == 18 && others == 18)
+            }
         }
     }
 
