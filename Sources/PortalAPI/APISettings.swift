@@ -15,11 +15,16 @@ struct APISettings: Sendable {
     var documents: DocumentSettings
     /// The `PORTAL_RATE_LIMIT_*` settings and `PORTAL_HTTP_TRUSTED_PROXIES`.
     var rateLimits: RateLimitSettings
+    /// `PORTAL_HTTP_RESPONSE_SECONDS` (default 30): a request without a body that has no answer after this long is
+    /// answered 503 and its handler given up (``ResponseDeadlineResponder``). Below the usual proxy timeout (60 s),
+    /// and below the shutdown's grace, so that a hung request holds neither the client nor a shutdown.
+    var responseDeadline: Duration
 
     init(
         devLogin: Bool, oidc: OIDCSettings?, sessions: SessionSettings, subjectHasher: SubjectHasher,
         documents: DocumentSettings = DocumentSettings(),
-        rateLimits: RateLimitSettings = RateLimitSettings()
+        rateLimits: RateLimitSettings = RateLimitSettings(),
+        responseDeadline: Duration = .seconds(30)
     ) {
         self.devLogin = devLogin
         self.oidc = oidc
@@ -27,6 +32,7 @@ struct APISettings: Sendable {
         self.subjectHasher = subjectHasher
         self.documents = documents
         self.rateLimits = rateLimits
+        self.responseDeadline = responseDeadline
     }
 
     init(environment: EnvironmentReader = EnvironmentReader(), portal: PortalConfiguration) throws(ConfigurationError) {
@@ -36,5 +42,6 @@ struct APISettings: Sendable {
         self.subjectHasher = try SubjectHasher(environment: environment)
         self.documents = try DocumentSettings(environment)
         self.rateLimits = try RateLimitSettings(environment: environment)
+        self.responseDeadline = try environment.seconds("PORTAL_HTTP_RESPONSE_SECONDS", default: .seconds(30), in: 1...3600)
     }
 }

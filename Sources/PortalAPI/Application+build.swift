@@ -12,6 +12,13 @@ struct APIRouter {
     let documents: DocumentServices
 }
 
+extension APIRouter {
+    /// What the server answers with: the router, with the response deadline around it. Tests run the same.
+    func responder(settings: APISettings) -> some HTTPResponder<APIRequestContext> {
+        ResponseDeadlineResponder(inner: self.router.buildResponder(), deadline: settings.responseDeadline)
+    }
+}
+
 /// Builds the router: the conventions middleware around everything, the operational endpoints, then the API.
 /// Tests call this with the same arguments as the server.
 func buildRouter(_ process: PortalProcess, settings: APISettings, http: HTTPClient = .shared) throws -> APIRouter {
@@ -48,7 +55,7 @@ func buildRouter(_ process: PortalProcess, settings: APISettings, http: HTTPClie
 func buildApplication(_ process: PortalProcess, settings: APISettings) throws -> some ApplicationProtocol {
     let api = try buildRouter(process, settings: settings)
     var application = Application(
-        router: api.router,
+        responder: api.responder(settings: settings),
         server: process.httpServer,
         configuration: process.httpConfiguration,
         services: [

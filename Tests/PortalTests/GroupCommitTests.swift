@@ -156,11 +156,4 @@ struct GroupCommitDeadlineTests {
         #expect(try await commit.submit(3, logger: logger) == 30)
         gate.continuation.yield()
     }
-
-    @Test("withDeadline returns the operation's result or error when it is in time")
-    func inTime() async throws {
-        #expect(try await withDeadline(.seconds(5)) { 42 } == 42)
-        struct Failure: Error {}
-        await #expect(throws: Failure.self) { try await withDeadline(.seconds(5)) { throw Failure() } }
-    }
 }

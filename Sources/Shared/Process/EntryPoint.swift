@@ -33,7 +33,8 @@ public enum EntryPoint {
     ///
     /// A replica must always go away when asked, whatever hangs inside it: the graceful shutdown may take the job
     /// shutdown timeout (`PORTAL_JOB_SHUTDOWN_TIMEOUT_SECONDS`) plus ``shutdownMargin``, then the services are
-    /// cancelled, and ten seconds later the process exits with status 1 regardless.
+    /// cancelled, and ten seconds later swift-service-lifecycle ends the process regardless, with a fatal error (a
+    /// backtrace on standard error).
     public static func run(_ name: String, _ application: some ApplicationProtocol, configuration: PortalConfiguration) async -> Never {
         var group = ServiceGroupConfiguration(
             services: [.init(service: application)],

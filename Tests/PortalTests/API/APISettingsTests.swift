@@ -33,6 +33,10 @@ struct APISettingsTests {
         #expect(oidc.bsnClaim == "bsn" && oidc.kvkClaim == "kvk")
         #expect(oidc.redirectURI == "https://mijn.gemeente.example/auth/callback")
         #expect(oidc.minimumACR == nil)
+        #expect(settings.responseDeadline == .seconds(30))
+        var slower = self.valid
+        slower["PORTAL_HTTP_RESPONSE_SECONDS"] = "45"
+        #expect(try APISettings(environment: EnvironmentReader(slower), portal: self.portal).responseDeadline == .seconds(45))
 
         var withoutBroker = self.valid
         withoutBroker["PORTAL_OIDC_ISSUER"] = nil
@@ -72,6 +76,8 @@ struct APISettingsTests {
             ("PORTAL_RATE_LIMIT_LOGIN", "0/60"),
             ("PORTAL_RATE_LIMIT_DEPARTMENT", "100/s"),
             ("PORTAL_HTTP_TRUSTED_PROXIES", "10.0.0.0/8, proxy.internal"),
+            ("PORTAL_HTTP_RESPONSE_SECONDS", "0"),
+            ("PORTAL_HTTP_RESPONSE_SECONDS", "soon"),
         ] as [(String, String?)]
     )
     func malformed(variable: String, value: String?) {

@@ -95,7 +95,7 @@ struct APIHarness: Sendable {
         )
         let api = try buildRouter(process, settings: settings)
         let (catalog, identity) = (api.catalog, api.identity)
-        let application = Application(router: api.router, server: process.httpServer, logger: logger)
+        let application = Application(responder: api.responder(settings: settings), server: process.httpServer, logger: logger)
         try await process.database.whileRunning {
             try await application.test(options.live ? .live : .router) { client in
                 try await body(
