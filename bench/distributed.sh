@@ -10,7 +10,9 @@
 #   bench/distributed_driver.py sends traffic through the balancer for [seconds]; bench/distributed_check.py then
 #   waits (bounded) for the queues to drain and checks the end state against the driver's ledger, PostgreSQL, the
 #   API as residents see it, the Maildir, the simulator and every process's /metrics. It prints a Markdown section
-#   (pasteable into docs/BENCHMARKS.md; not written there) and exits 1 when a check fails.
+#   (pasteable into docs/BENCHMARKS.md; not written there) and exits 1 when a check fails. Last, every portal process
+#   is sent SIGTERM at once and must stop by itself with status 0 (shutdown_check): a hung request or job would hold
+#   a replica's shutdown up.
 #
 #   Settings (environment): DIST_RATE (actions per second the driver aims at, default 40; one action is one to three
 #   requests), DIST_THREADS (12), DIST_RESIDENTS (200), DIST_SAMPLE (events looked up through the API, 400),
@@ -76,7 +78,8 @@ else
     bin_source=$(swift build -c release --show-bin-path)
 fi
 for executable in PortalAPI SyncWorker Notifier; do
-    if [ -n "$(find Sources Package.swift -newer "$bin_source/$executable" -print -quit 2>/dev/null)" ]; then
+    # An executable is built from its own module and Shared; other modules' changes do not concern it.
+    if [ -n "$(find "Sources/$executable" Sources/Shared Package.swift -newer "$bin_source/$executable" -print -quit 2>/dev/null)" ]; then
         log "warning: $bin_source/$executable is older than the sources (PORTAL_BIN=... or rebuild to run the current code)"
     fi
 done
@@ -522,6 +525,41 @@ PY
     local check=$!
     helpers+=("$check")
     wait "$check" || failed=1
+}
+
+shutdown_check() {  # SIGTERM to every portal process at once: each must stop by itself, with status 0
+    local name pid status started until unclean=() stopped=0
+    started=$(date +%s)
+    until=$(( started + 75 ))   # a replica's own shutdown bound is 20 s + 30 s + 10 s
+    for name in "${PROC_ORDER[@]}"; do
+        case "${PROC_KIND[$name]}" in api | sync | notifier) ;; *) continue ;; esac
+        [ -n "${PROC_PID[$name]:-}" ] && kill -TERM "${PROC_PID[$name]}" 2>/dev/null
+    done
+    for name in "${PROC_ORDER[@]}"; do
+        case "${PROC_KIND[$name]}" in api | sync | notifier) ;; *) continue ;; esac
+        pid=${PROC_PID[$name]:-}
+        [ -n "$pid" ] || continue
+        while kill -0 "$pid" 2>/dev/null && [ "$(date +%s)" -lt "$until" ]; do sleep 0.1; done
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -KILL "$pid" 2>/dev/null
+            unclean+=("$name did not stop")
+        else
+            status=0
+            { wait "$pid"; } 2>/dev/null || status=$?
+            if [ "$status" -eq 0 ]; then stopped=$(( stopped + 1 )); else unclean+=("$name ended with status $status"); fi
+        fi
+        PROC_PID[$name]=
+    done
+    local line
+    if [ ${#unclean[@]} -eq 0 ]; then
+        line="After the check, SIGTERM to every portal process at once: all $stopped stopped by themselves with status 0 within $(( $(date +%s) - started )) s."
+        echo "  ok   every portal process stopped by itself when asked: $stopped with status 0"
+    else
+        line="After the check, SIGTERM to every portal process at once: **FAIL**: $(IFS=';'; echo "${unclean[*]}")."
+        echo "  FAIL every portal process stopped by itself when asked: ${unclean[*]}"
+        failed=1
+    fi
+    [ -f "$work/report.md" ] && printf '\n%s\n' "$line" >> "$work/report.md"
     # DIST_WRITE=page (bench/all.sh): the report becomes that page's section of its title, when every check passed.
     if [ -n "${DIST_WRITE:-}" ] && [ -z "$failed" ]; then
         python3 bench/benchmarks_md.py "$work/report.md" "$DIST_WRITE" >/dev/null
@@ -537,5 +575,6 @@ start_driver
 [ -z "$faults" ] || run_faults
 wait_driver
 run_check
+shutdown_check
 log "took $(( $(date +%s) - clock_started )) s from the first process started (limit $(( seconds + 300 )) s)"
 [ -z "$failed" ] || { log "the end-state check failed"; exit 1; }
