@@ -64,6 +64,29 @@ struct JobProcessorTests {
         }
     }
 
+    @Test("claiming held back by jobs whose outcomes are being written goes on when they are written, not at the next poll")
+    func claimsAgainWhenOutcomesAreWritten() async throws {
+        try await TestDatabase.with { database async throws in
+            let done = ConcurrencyCounter()
+            var registry = JobRegistry()
+            registry.register(TestJobs.work) { _, _ in done.tick() }
+            // One slot: after two quick jobs, two outcomes are being written and claiming must wait for them. Nothing
+            // else wakes the queue: the jobs are in before the processor starts, and the poll is ten minutes away.
+            let settings = JobSettings(concurrency: ["test": 1], pollInterval: .seconds(600))
+            let harness = ProcessorHarness(database: database, registry: registry, settings: settings)
+            _ = try await database.client.withConnection {
+                try await database.jobs.enqueue(try (0..<200).map { try TestJobs.job($0) }, on: $0)
+            }
+            try await harness.run { _ async throws in
+                #expect(
+                    try await eventually(timeout: .seconds(30)) {
+                        try await database.scalar("SELECT count(*) FROM jobs WHERE state = 'completed'", as: Int.self) == 200
+                    })
+            }
+            #expect(done.finished == 200)
+        }
+    }
+
     @Test("a failing job is retried with backoff and ends dead with its last error")
     func retriesThenDead() async throws {
         try await TestDatabase.with { database async throws in

@@ -114,6 +114,8 @@ public struct JobProcessor: Service {
                         group.addTask {
                             await self.execute(job, stop: stop)
                             self.inFlight.remove(stop)
+                            // Its outcome is written: when claiming had stopped for held jobs, it may go on now.
+                            self.wakeUps.wake(queue)
                         }
                     }
                     guard claimed.count == free else { break }
