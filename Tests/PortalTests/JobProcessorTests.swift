@@ -219,6 +219,43 @@ struct JobProcessorTests {
         }
     }
 
+    @Test(
+        "a handler that ignores its stop does not hold the shutdown up: it is abandoned after the grace, its job released",
+        .timeLimit(.minutes(1)))
+    func hungHandlerAtShutdown() async throws {
+        try await TestDatabase.with { database async throws in
+            let gate = AsyncStream<Void>.makeStream()
+            let started = ConcurrencyCounter()
+            var registry = JobRegistry()
+            registry.register(TestJobs.work) { _, _ in
+                started.tick()
+                // A call that never answers: deaf to its stop and its cancellation, until the test ends.
+                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                    Task {
+                        for await _ in gate.stream { break }
+                        continuation.resume()
+                    }
+                }
+            }
+            let settings = JobSettings(
+                pollInterval: .milliseconds(50), shutdownTimeout: .milliseconds(300), stopGrace: .milliseconds(500))
+            let harness = ProcessorHarness(database: database, registry: registry, settings: settings)
+            let id = try await database.jobs.enqueue(try TestJobs.job()).jobID!
+            let shutdownBegan = Mutex<ContinuousClock.Instant?>(nil)
+            try await harness.run { group async throws in
+                #expect(try await eventually { started.finished == 1 })
+                shutdownBegan.withLock { $0 = .now }
+                await group.triggerGracefulShutdown()
+            }
+            let took = ContinuousClock.now - shutdownBegan.withLock { $0! }
+            // The shutdown timeout (0.3 s), then the grace (0.5 s): nowhere near the job timeout (600 s).
+            #expect(took < .seconds(15))
+            let released = try await database.jobs.job(id)
+            #expect(released?.state == .pending && released?.attempt == 0 && released?.leaseOwner == nil)
+            gate.continuation.yield()
+        }
+    }
+
     @Test("a job whose lease is lost is stopped, and its late outcome is not written")
     func leaseLost() async throws {
         try await TestDatabase.with { database async throws in

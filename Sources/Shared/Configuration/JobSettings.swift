@@ -20,6 +20,9 @@ public struct JobSettings: Sendable, Equatable {
     /// `PORTAL_JOB_SHUTDOWN_TIMEOUT_SECONDS` (default 20): on SIGTERM, how long running jobs may take to finish
     /// before they are cancelled and released to the queue without spending an attempt.
     public var shutdownTimeout: Duration
+    /// How long a handler asked to stop (its lease lost, or the shutdown timeout passed) may take to return before it
+    /// is abandoned (10 s; not a setting). Within the 30 s the shutdown allows after the shutdown timeout.
+    public var stopGrace: Duration
     /// `PORTAL_JOB_RETENTION_HOURS` (default 24): completed and cancelled jobs are pruned after this.
     public var retentionHours: Int
     /// `PORTAL_JOB_DEAD_RETENTION_DAYS` (default 30): dead jobs stay this long for operators to inspect.
@@ -34,7 +37,8 @@ public struct JobSettings: Sendable, Equatable {
         rescueInterval: Duration = .seconds(5),
         shutdownTimeout: Duration = .seconds(20),
         retentionHours: Int = 24,
-        deadRetentionDays: Int = 30
+        deadRetentionDays: Int = 30,
+        stopGrace: Duration = .seconds(10)
     ) {
         self.concurrency = concurrency
         self.defaultConcurrency = defaultConcurrency
@@ -45,6 +49,7 @@ public struct JobSettings: Sendable, Equatable {
         self.shutdownTimeout = shutdownTimeout
         self.retentionHours = retentionHours
         self.deadRetentionDays = deadRetentionDays
+        self.stopGrace = stopGrace
     }
 
     public init(environment: EnvironmentReader) throws(ConfigurationError) {

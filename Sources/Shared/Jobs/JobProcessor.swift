@@ -154,10 +154,11 @@ public struct JobProcessor: Service {
         // The handler runs in a child task that can be cancelled on its own (lease lost, shutdown timeout); the
         // outcome is recorded afterwards by this task, which is not cancelled by either.
         // A handler that ignores its stop and its cancellation (a call that never answers) is abandoned after the job
-        // timeout: the attempt fails and is retried, and this process stops waiting for it.
+        // timeout, or `stopGrace` after it was asked to stop: the attempt fails and is retried (or, stopped, is
+        // released or left to its lease), and this process stops waiting for it, so it cannot hold a shutdown up.
         let outcome: Outcome
         do {
-            outcome = try await withDeadline(self.settings.timeout) {
+            outcome = try await withDeadline(self.settings.timeout, stopped: { await stop.wait() }, grace: self.settings.stopGrace) {
                 await withTaskGroup(of: Outcome?.self) { group in
                     group.addTask { await self.runHandler(entry, job: job, logger: logger, stop: stop) }
                     group.addTask {
@@ -173,8 +174,13 @@ public struct JobProcessor: Service {
                 }
             }
         } catch {
-            logger.error("the job's handler did not return in time; giving up on this attempt", metadata: ["error": "\(error)"])
-            outcome = stop.reason == nil ? .failed("no outcome within \(self.settings.timeout)", giveUp: false) : .stopped
+            if stop.reason == nil {
+                logger.error("the job's handler did not return in time; giving up on this attempt", metadata: ["error": "\(error)"])
+                outcome = .failed("no outcome within \(self.settings.timeout)", giveUp: false)
+            } else {
+                logger.error("the job's handler did not stop when asked; giving up on it", metadata: ["error": "\(error)"])
+                outcome = .stopped
+            }
         }
         let duration = ContinuousClock.now - started
         // The slot is free as soon as the handler has returned: the next claim overlaps this outcome's write.

@@ -15,11 +15,17 @@ public struct DeadlineExceeded: Error, CustomStringConvertible {
 /// down, such as releasing its jobs, still gets done. With `abandonOnCancellation` it is released at once with
 /// `CancellationError` instead, and the operation is cancelled and abandoned as at the deadline.
 ///
+/// With `stopped`, the deadline comes sooner once `stopped` returns: `grace` after it, if that is earlier. It must
+/// return when its task is cancelled (it is, once the race is decided). A job handler asked to stop gets a grace
+/// to do so, and is abandoned after it like one that timed out.
+///
 /// For writes whose outcome is fenced, so that a late finish is harmless: a job's completion refused because its
 /// attempt no longer holds the lease, say; and for reads, whose late finish nobody waits for.
 public func withDeadline<T: Sendable>(
     _ deadline: Duration,
     abandonOnCancellation: Bool = false,
+    stopped: (@Sendable () async -> Void)? = nil,
+    grace: Duration = .zero,
     _ operation: @escaping @Sendable () async throws -> T
 ) async throws -> T {
     let race = DeadlineRace<T>()
@@ -38,9 +44,26 @@ public func withDeadline<T: Sendable>(
                 })
             race.setTimer(
                 Task {
-                    try? await Task.sleep(for: deadline)
+                    var limit = deadline
+                    if let stopped {
+                        limit = await withTaskGroup(of: Duration.self) { timers in
+                            timers.addTask {
+                                try? await Task.sleep(for: deadline)
+                                return deadline
+                            }
+                            timers.addTask {
+                                await stopped()
+                                try? await Task.sleep(for: grace)
+                                return grace
+                            }
+                            defer { timers.cancelAll() }
+                            return await timers.next() ?? deadline
+                        }
+                    } else {
+                        try? await Task.sleep(for: deadline)
+                    }
                     guard !Task.isCancelled else { return }
-                    race.finish(with: .failure(DeadlineExceeded(deadline: deadline)))
+                    race.finish(with: .failure(DeadlineExceeded(deadline: limit)))
                 })
         }
     } onCancel: {
