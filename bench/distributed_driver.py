@@ -563,21 +563,22 @@ class Driver:
         return status, answer, data
 
     def learn_cases(self, resident):
-        """The resident's case list (every page); remembers the portal's id of each case by its title."""
+        """The resident's case list (every page); remembers the portal's id of each case by its title. False when a
+        page was not answered 200 (an anomaly recorded already)."""
         cursor = None
         while True:
             path = "/api/v1/cases?limit=100" + (f"&cursor={cursor}" if cursor else "")
             status, _, data = self.resident_call(resident, "resident.cases", "GET", path)
             if status != 200:
                 self.ledger.anomaly(f"case list: {status} {data[:200]!r}")
-                return
+                return False
             page = json.loads(data)
             with self.world.lock:
                 for item in page["items"]:
                     self.world.case_ids[(resident, item["title"])] = item["id"]
             cursor = page.get("next")
             if not cursor:
-                return
+                return True
 
     def case_id(self, state):
         with self.world.lock:
@@ -614,7 +615,8 @@ class Driver:
         try:
             case_id = self.case_id(state)
             if case_id is None:
-                self.learn_cases(state["bsn"])
+                if not self.learn_cases(state["bsn"]):
+                    return  # the list was not answered (a fault): nothing learnt, nothing to blame the list for
                 case_id = self.case_id(state)
                 if case_id is None:
                     self.ledger.anomaly(f"case {state['reference']} not in its resident's list")
