@@ -36,6 +36,11 @@ struct APIHarness: Sendable {
         var rateLimits = RateLimitSettings(login: nil, department: nil)
         /// Serve over a real HTTP connection on a free port (streamed bodies) instead of calling the router directly.
         var live = false
+        /// With `live`: send the test's requests through AsyncHTTPClient, which opens a new connection when the server
+        /// has closed an idle one, instead of over one keep-alive connection that the server's idle timeout would end
+        /// for good. For tests with an idle timeout shorter than a loaded machine's pauses between two requests. It
+        /// follows redirects.
+        var reconnects = false
         /// The live server's limits (`PORTAL_HTTP_IDLE_SECONDS`, `PORTAL_HTTP_REQUEST_SECONDS`,
         /// `PORTAL_HTTP_MAX_HEADER_BYTES`).
         var idleTimeout = Duration.seconds(30)
@@ -97,7 +102,7 @@ struct APIHarness: Sendable {
         let (catalog, identity) = (api.catalog, api.identity)
         let application = Application(responder: api.responder(settings: settings), server: process.httpServer, logger: logger)
         try await process.database.whileRunning {
-            try await application.test(options.live ? .live : .router) { client in
+            try await application.test(options.live ? (options.reconnects ? .ahc(.http) : .live) : .router) { client in
                 try await body(
                     APIHarness(client: client, database: database, catalog: catalog, identity: identity, broker: broker, log: log))
             }
