@@ -15,8 +15,8 @@ struct APISettings: Sendable {
     var documents: DocumentSettings
     /// The `PORTAL_RATE_LIMIT_*` settings and `PORTAL_HTTP_TRUSTED_PROXIES`.
     var rateLimits: RateLimitSettings
-    /// `PORTAL_HTTP_RESPONSE_SECONDS` (default 30): a request without a body that has no answer after this long is
-    /// answered 503 and its handler given up (``ResponseDeadlineResponder``). Below the usual proxy timeout (60 s),
+    /// `PORTAL_HTTP_RESPONSE_SECONDS` (default 30): a request (but an upload or a batch) that has no answer after this
+    /// long is answered 503 and its handler given up (``ResponseDeadlineResponder``). Below the usual proxy timeout (60 s),
     /// and below the shutdown's grace, so that a hung request holds neither the client nor a shutdown.
     var responseDeadline: Duration
 

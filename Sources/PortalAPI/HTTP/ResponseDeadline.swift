@@ -5,8 +5,8 @@ import Logging
 import Metrics
 import Shared
 
-/// Answers 503 for a request without a body that the API has not answered within `deadline`, instead of letting
-/// the client wait for as long as the handler hangs.
+/// Answers 503 for a request that the API has not answered within `deadline`, instead of letting the client wait for
+/// as long as the handler hangs.
 ///
 /// Why: PostgresNIO 1.33 writes a query to its channel without a promise, so a query given to a connection whose
 /// channel closed a moment before (PostgreSQL restarting) is never answered, and its caller waits forever; the
@@ -14,9 +14,12 @@ import Shared
 /// it holds no more than a closed connection. The same happens at once when the server cancels the request (its
 /// shutdown), so a hung handler cannot hold the shutdown up either.
 ///
-/// Only requests without a body: the server reads whatever of a body the handler left once the answer is written,
-/// and an abandoned handler may still be reading it. Those requests are bounded by the client's or the proxy's
-/// timeout. The deadline covers the handler, not the writing of a streamed response body.
+/// A handler may be abandoned only once the request's body has been read: the server reads whatever of a body the
+/// handler left once the answer is written, from the same connection an abandoned handler would still be reading.
+/// So a body of at most ``bufferedBodyLimit`` bytes, as its `Content-Length` declares (every JSON request but a
+/// batch), is read here first, and the handler gets it from memory. A larger or chunked body (an upload, a batch) is
+/// left to stream to its handler without a deadline: those requests are bounded by the client's or the proxy's
+/// timeout. The deadline covers the handler, not the reading of the body nor the writing of a streamed response.
 struct ResponseDeadlineResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context == APIRequestContext {
     typealias Context = APIRequestContext
 
@@ -24,9 +27,18 @@ struct ResponseDeadlineResponder<Inner: HTTPResponder>: HTTPResponder where Inne
     /// `PORTAL_HTTP_RESPONSE_SECONDS`.
     let deadline: Duration
 
+    /// The largest body read before the handler runs: the JSON endpoints' own limit (``JSONFields/read``), so that
+    /// reading it costs no more memory than the handler would spend; it is read before any authentication.
+    static var bufferedBodyLimit: Int { 64 * 1024 }
+
     func respond(to request: Request, context: Context) async throws -> Response {
-        guard !Self.hasBody(request) else { return try await self.inner.respond(to: request, context: context) }
-        let inner = self.inner
+        var read = request
+        switch Self.body(of: request) {
+        case .none: break
+        case .buffered: _ = try await read.collectBody(upTo: Self.bufferedBodyLimit)
+        case .streamed: return try await self.inner.respond(to: request, context: context)
+        }
+        let (inner, request) = (self.inner, read)
         do {
             return try await withDeadline(self.deadline, abandonOnCancellation: true) {
                 try await inner.respond(to: request, context: context)
@@ -49,10 +61,21 @@ struct ResponseDeadlineResponder<Inner: HTTPResponder>: HTTPResponder where Inne
         }
     }
 
-    /// Whether the request says it has a body: a `Content-Length` other than 0, or a `Transfer-Encoding`.
-    static func hasBody(_ request: Request) -> Bool {
-        if request.headers[.transferEncoding] != nil { return true }
-        guard let length = request.headers[.contentLength] else { return false }
-        return length.trimmingCharacters(in: .whitespaces) != "0"
+    /// What the request's head says of its body.
+    enum Body: Equatable {
+        /// No `Content-Length` or `Transfer-Encoding`, or a length of 0.
+        case none
+        /// A `Content-Length` of at most ``bufferedBodyLimit``: read before the handler runs.
+        case buffered
+        /// Longer, or of a length not declared: streamed to the handler.
+        case streamed
+    }
+
+    static func body(of request: Request) -> Body {
+        if request.headers[.transferEncoding] != nil { return .streamed }
+        guard let declared = request.headers[.contentLength] else { return .none }
+        guard let length = Int(declared.trimmingCharacters(in: .whitespaces)) else { return .streamed }
+        if length == 0 { return .none }
+        return length <= Self.bufferedBodyLimit ? .buffered : .streamed
     }
 }

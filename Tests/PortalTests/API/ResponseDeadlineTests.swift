@@ -69,17 +69,45 @@ struct ResponseDeadlineTests {
         }
     }
 
-    @Test("only requests without a body are given up: a handler may still be reading one")
-    func whichRequests() {
-        func request(_ fields: HTTPFields) -> Request {
-            Request(
-                head: HTTPRequest(method: .post, scheme: "http", authority: "x", path: "/", headerFields: fields),
-                body: .init(buffer: .init()))
+    @Test("a request with a small body is read first and then given up like one without; its handler gets the body")
+    func hungWrite() async throws {
+        let hang = Hang()
+        let inner = CallbackResponder<APIRequestContext> { request, _ in
+            let body = try await request.body.collect(upTo: 1024)
+            if request.uri.path == "/hang" { await hang.wait() }
+            return Response(status: .ok, body: .init(byteBuffer: body))
         }
-        #expect(!ResponseDeadlineResponder<CallbackResponder<APIRequestContext>>.hasBody(request([:])))
-        #expect(!ResponseDeadlineResponder<CallbackResponder<APIRequestContext>>.hasBody(request([.contentLength: "0"])))
-        #expect(ResponseDeadlineResponder<CallbackResponder<APIRequestContext>>.hasBody(request([.contentLength: "12"])))
-        #expect(ResponseDeadlineResponder<CallbackResponder<APIRequestContext>>.hasBody(request([.transferEncoding: "chunked"])))
+        let application = Application(responder: ResponseDeadlineResponder(inner: inner, deadline: .milliseconds(500)))
+        try await application.test(.live) { client in
+            let response = try await client.execute(
+                uri: "/hang", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: #"{"a": 1}"#))
+            #expect(response.status == .serviceUnavailable)
+            #expect(try APIHarness.object(response)["code"] == .string("no-answer-in-time"))
+            #expect(hang.count == 1)
+            // The abandoned handler had its body from memory: the connection goes on with the next request.
+            let next = try await client.execute(uri: "/echo", method: .post, body: ByteBuffer(string: "the next body"))
+            #expect(next.status == .ok)
+            #expect(String(buffer: next.body) == "the next body")
+        }
+        hang.release()
+    }
+
+    @Test("bodies up to 64 KiB by Content-Length are read first; longer or chunked ones stream to a handler without a deadline")
+    func whichRequests() {
+        typealias Deadline = ResponseDeadlineResponder<CallbackResponder<APIRequestContext>>
+        func body(_ fields: HTTPFields) -> Deadline.Body {
+            Deadline.body(
+                of: Request(
+                    head: HTTPRequest(method: .post, scheme: "http", authority: "x", path: "/", headerFields: fields),
+                    body: .init(buffer: .init())))
+        }
+        #expect(body([:]) == .none)
+        #expect(body([.contentLength: "0"]) == .none)
+        #expect(body([.contentLength: "12"]) == .buffered)
+        #expect(body([.contentLength: "65536"]) == .buffered)
+        #expect(body([.contentLength: "65537"]) == .streamed)
+        #expect(body([.contentLength: "x"]) == .streamed)
+        #expect(body([.transferEncoding: "chunked"]) == .streamed)
     }
 }
 
