@@ -5,7 +5,8 @@
 #
 # Usage: bench/all.sh [names...]    (default: all of queue cases mail sync documents capacity distributed faults)
 #
-# Time on 2 cores: about an hour and a half (the case data set and the capacity model take longest). Each script
+# Time on 2 cores: about half an hour after the release build (30 minutes on 2026-12-07; the fault run and the case
+# data set take longest). Each script
 # installs what it needs, runs on loopback against its own throwaway PostgreSQL, and stops everything it started; a
 # script that fails stops the whole run with its name, and the sections written before it stay.
 set -euo pipefail
