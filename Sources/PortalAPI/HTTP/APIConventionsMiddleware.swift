@@ -11,6 +11,8 @@ import Shared
 ///   policy, no referrer), unless a handler set its own value;
 /// - `application/problem+json` for every error, including Hummingbird's own (an unknown route is a 404 problem),
 ///   and a 500 that shows the client nothing but the trace id while the log gets the real error;
+/// - a 503 `database-unavailable` with `Retry-After` when PostgreSQL could not be used at all (``DatabaseOutage``:
+///   restarting, out of reach), since nothing was done and the request may be tried again;
 /// - 405 with `Allow` for a method that no route has at a path that exists (the router alone would say 404);
 /// - 406 when the client accepts nothing we can send for an `/api/` endpoint;
 /// - a 400 for a token in the query string (tokens end up in proxy logs and browser history).
@@ -51,6 +53,15 @@ struct APIConventionsMiddleware: RouterMiddleware {
             } else {
                 response = Problem(error).response(traceID: context.traceID)
             }
+        } catch  where DatabaseOutage.caused(error) {
+            // PostgreSQL restarting or out of reach: nothing was done, and the client may try again in a moment.
+            context.logger.warning(
+                "the database could not be used: answered 503", metadata: ["error": "\(LoggableError.describe(error))"])
+            response = Problem(
+                status: .serviceUnavailable, code: "database-unavailable",
+                detail: "The portal cannot reach its database at the moment; nothing was changed. Try again shortly.",
+                headers: [.retryAfter: "5"]
+            ).response(traceID: context.traceID)
         } catch {
             // The only place an unexpected error is described: in the log, with the trace id the client got.
             context.logger.error("request failed", metadata: ["error": "\(LoggableError.describe(error))"])
