@@ -5,10 +5,10 @@
 #
 # Usage: bench/all.sh [names...]    (default: all of queue cases mail sync documents capacity distributed faults)
 #
-# Time on 2 cores: about half an hour after the release build (30 minutes on 2026-12-07; the fault run and the case
-# data set take longest). Each script
-# installs what it needs, runs on loopback against its own throwaway PostgreSQL, and stops everything it started; a
-# script that fails stops the whole run with its name, and the sections written before it stay.
+# Time on 2 cores: about 20 minutes after the release build (17 to 20 minutes on 2026-12-07; the fault run takes a
+# third of it). Each script installs what it needs, runs on loopback against its own throwaway PostgreSQL, and stops
+# everything it started; a script that fails stops the whole run with its name, and the sections written before it
+# stay.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 cd "$PORTAL_ROOT"

@@ -89,7 +89,7 @@ live_zaken = {}          # zaak uuid -> {"n", "bsn", "title", "status" (url), "r
 live_statussen = {}      # status uuid -> body
 abonnement = {}          # "callbackUrl", "auth"
 stats = {"failedRequests": 0, "feedRequests": 0, "zgwNotifications": 0, "zgwCallbacks": {}, "webhookPosts": 0, "webhookBadSignatures": 0,
-         "webhookDeliveries": {}}
+         "webhookIncomplete": 0, "webhookDeliveries": {}}
 LIVE_ZAAKTYPE = f"{BASE}/catalogi/api/v1/zaaktypen/20000000-0000-4000-8000-000000000000"
 LIVE_STATUSTYPEN = [
     {"url": f"{BASE}/catalogi/api/v1/statustypen/20000000-0000-4000-8000-00000000000{i}", "omschrijving": name,
@@ -319,6 +319,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def webhook(self):
         body = self.body()
+        if len(body) < int(self.headers.get("Content-Length") or 0):
+            # The sender went away mid-body (a sync worker killed): no request arrived, so there is nothing to sign
+            # or answer.
+            with LIVE:
+                stats["webhookIncomplete"] += 1
+            self.close_connection = True
+            return
         timestamp = self.headers.get("Portal-Timestamp", "")
         expected = "v1=" + hmac.new(WEBHOOK_SECRET, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
         fresh = timestamp.isdigit() and abs(time.time() - int(timestamp)) <= 300

@@ -361,6 +361,7 @@ class Checker:
                         received == expected and undelivered == 0 and stats["webhookBadSignatures"] == 0,
                         f"expected {len(expected)}, received {len(received)} distinct ({stats['webhookPosts']} posts), "
                         f"{undelivered} still pending, {stats['webhookBadSignatures']} bad signatures, "
+                        f"{stats.get('webhookIncomplete', 0)} cut off by their sender, "
                         f"{len(expected - received)} missing, {len(received - expected)} unknown")
         self.rows.append((f"webhook deliveries to {department['name']} (signature checked)", len(expected), len(received), ok))
 
