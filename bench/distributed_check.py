@@ -31,6 +31,7 @@ from urllib.parse import urlparse
 
 sys.dont_write_bytecode = True  # scripts/scan-logs.py is loaded as a module: no __pycache__ in scripts/
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCHEDULES = ("sync.feed.pull", "sync.zgw.reconcile")  # jobs that snooze forever: one per connector
 
 
@@ -42,7 +43,7 @@ UNANSWERED = re.compile(r"(: |answered )(0|5\d\d)\b")
 def short_answer(note):
     """The note up to its status, without the body that follows (nginx's HTML for a 502)."""
     found = UNANSWERED.search(note)
-    return note[:found.start()] + ": " + found.group(2)
+    return note[:found.start()].rstrip() + ": " + found.group(2)
 
 
 class Check:
@@ -647,7 +648,7 @@ class Checker:
         lines = [
             "## Fault run" if self.faults is not None else "## Distributed run", "",
             f"Recorded {run['date']} on {run['cpus']} × {run['cpu']}, everything on this one machine (loopback): "
-            f"`{run['command']}` with the binaries of `{run['bin']}`, one PostgreSQL "
+            f"`{run['command']}` with the binaries of `{os.path.relpath(run['bin'], ROOT) if run['bin'].startswith(ROOT) else run['bin']}`, one PostgreSQL "
             f"({run['postgres']}), nginx round-robin over 3 `PortalAPI serve` replicas, 2 `SyncWorker`, 2 `Notifier`, "
             f"aiosmtpd into a Maildir, and `bench/department_sim.py` as the departments' systems. Uploads "
             f"{'scanned by clamd' if run['clamd'] else 'not scanned (no clamd)'}. The driver "
