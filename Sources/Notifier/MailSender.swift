@@ -39,7 +39,7 @@ struct MailSender: Sendable {
     /// A status announcement queued by an API from before notifications (during a rolling upgrade): recorded as a
     /// notification, whose own job then sends it.
     func recordLegacy(_ job: LegacyStatusJob, context: JobContext) async throws {
-        try await self.deliveries.client.transaction(logger: context.logger) { connection in
+        _ = try await self.deliveries.client.transaction(logger: context.logger) { connection in
             try await NotificationStore().record(
                 [.status(event: job.statusEvent, caseID: job.caseID, correction: job.correction)],
                 jobs: self.jobs, traceID: context.job.traceID, on: connection, logger: context.logger)

@@ -180,24 +180,27 @@ struct FuzzTests {
         }
     }
 
-    static let zgwSamples: [(type: any Decodable.Type, sample: String)] = [
-        (
-            ZGWStatus.self,
-            #"{"url": "https://zaken.test/api/v1/statussen/1", "zaak": "https://zaken.test/api/v1/zaken/1", "statustype": "https://catalogi.test/api/v1/statustypen/1", "datumStatusGezet": "2026-11-03T10:00:00Z", "statustoelichting": ""}"#
-        ),
-        (
-            ZGWZaak.self,
-            #"{"url": "https://zaken.test/api/v1/zaken/1", "identificatie": "ZAAK-1", "omschrijving": "Dakkapel", "zaaktype": "https://catalogi.test/api/v1/zaaktypen/1", "registratiedatum": "2026-11-02", "startdatum": "2026-11-02", "uiterlijkeEinddatumAfdoening": "2026-12-28", "einddatumGepland": null, "vertrouwelijkheidaanduiding": "openbaar", "status": null}"#
-        ),
-        (
-            ZGWStatusType.self,
-            #"{"url": "https://catalogi.test/api/v1/statustypen/1", "omschrijving": "Ontvangen", "statustekst": "Wij hebben uw aanvraag ontvangen.", "volgnummer": 1, "isEindstatus": false, "informeren": true}"#
-        ),
-        (
-            ZGWPage<ZGWRol>.self,
-            #"{"count": 1, "next": null, "results": [{"betrokkeneType": "natuurlijk_persoon", "betrokkeneIdentificatie": {"inpBsn": "999993653"}, "omschrijvingGeneriek": "initiator"}]}"#
-        ),
-    ]
+    /// Computed: a stored array of metatypes (not Sendable) would be shared mutable state to Swift 6.
+    static var zgwSamples: [(type: any Decodable.Type, sample: String)] {
+        [
+            (
+                ZGWStatus.self,
+                #"{"url": "https://zaken.test/api/v1/statussen/1", "zaak": "https://zaken.test/api/v1/zaken/1", "statustype": "https://catalogi.test/api/v1/statustypen/1", "datumStatusGezet": "2026-11-03T10:00:00Z", "statustoelichting": ""}"#
+            ),
+            (
+                ZGWZaak.self,
+                #"{"url": "https://zaken.test/api/v1/zaken/1", "identificatie": "ZAAK-1", "omschrijving": "Dakkapel", "zaaktype": "https://catalogi.test/api/v1/zaaktypen/1", "registratiedatum": "2026-11-02", "startdatum": "2026-11-02", "uiterlijkeEinddatumAfdoening": "2026-12-28", "einddatumGepland": null, "vertrouwelijkheidaanduiding": "openbaar", "status": null}"#
+            ),
+            (
+                ZGWStatusType.self,
+                #"{"url": "https://catalogi.test/api/v1/statustypen/1", "omschrijving": "Ontvangen", "statustekst": "Wij hebben uw aanvraag ontvangen.", "volgnummer": 1, "isEindstatus": false, "informeren": true}"#
+            ),
+            (
+                ZGWPage<ZGWRol>.self,
+                #"{"count": 1, "next": null, "results": [{"betrokkeneType": "natuurlijk_persoon", "betrokkeneIdentificatie": {"inpBsn": "999993653"}, "omschrijvingGeneriek": "initiator"}]}"#
+            ),
+        ]
+    }
 
     @Test("ZGW resources: mutated, they decode or are refused as malformed, never anything else")
     func zgwResources() async {

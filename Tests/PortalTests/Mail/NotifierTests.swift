@@ -378,7 +378,7 @@ struct NotifierTests {
                                                            ELSE (now() AT TIME ZONE 'Europe/Amsterdam')::date - 30 END
                 """)
             for _ in 0..<2 {
-                try await api.database.client.withConnection { connection in
+                _ = try await api.database.client.withConnection { connection in
                     try await NotificationStore().recordOverdue(jobs: api.database.jobs, on: connection, logger: api.database.logger)
                 }
             }

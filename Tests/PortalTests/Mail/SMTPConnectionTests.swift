@@ -109,7 +109,7 @@ struct SMTPConnectionTests {
         ]
         for (name, relay) in cases {
             do {
-                try await SMTPConnection.withConnection(to: relay, logger: self.logger) { _ in
+                _ = try await SMTPConnection.withConnection(to: relay, logger: self.logger) { _ in
                     Issue.record("\(name): the session opened")
                 }
             } catch let failure as SMTPFailure {
