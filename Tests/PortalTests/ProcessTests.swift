@@ -71,9 +71,9 @@ struct ProcessTests {
                         == .ok
                 }
                 #expect(ready, "\(executable) never became ready: \(process.output)")
-                let live = try await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/health/live"), timeout: .seconds(2))
+                let live = try await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/health/live"), timeout: .seconds(15))
                 #expect(live.status == .ok)
-                let metrics = try await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/metrics"), timeout: .seconds(2))
+                let metrics = try await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/metrics"), timeout: .seconds(15))
                 #expect(metrics.status == .ok)
                 #expect(metrics.headers.first(name: "content-type")?.hasPrefix("text/plain") == true)
                 let queue = ["SyncWorker": Queues.sync, "Notifier": Queues.notifications][executable]
@@ -82,7 +82,7 @@ struct ProcessTests {
                     let sample = #"portal_jobs{queue="\#(queue)",state="available"} 0"#
                     let reported = try await eventually {
                         let response = try await http.execute(
-                            HTTPClientRequest(url: "http://127.0.0.1:\(port)/metrics"), timeout: .seconds(2))
+                            HTTPClientRequest(url: "http://127.0.0.1:\(port)/metrics"), timeout: .seconds(15))
                         return String(buffer: try await response.body.collect(upTo: 1 << 20)).contains(sample)
                     }
                     #expect(reported, "\(executable) never reported \(sample)")

@@ -93,7 +93,7 @@ struct AbuseTests {
             let stalledAfter = try #require(stalled.closedAfter, "a stalled upload was kept open for 15 s")
             #expect(stalledAfter < .seconds(10), "closed after \(stalledAfter)")
             // The handler sees the body end in an error and removes what it had registered (state `receiving`).
-            #expect(try await eventually(timeout: .seconds(10)) { try await fixture.storedCounts() == (0, 0) }, "after the stalled upload")
+            #expect(try await eventually { try await fixture.storedCounts() == (0, 0) }, "after the stalled upload")
 
             let dribbled = try await MisbehavingClient.run(port: port, limit: .seconds(30)) { writer in
                 try await writer.write(ByteBuffer(string: head))
@@ -107,7 +107,7 @@ struct AbuseTests {
             let dribbledAfter = try #require(dribbled.closedAfter, "a dribbling upload was kept open for 30 s")
             #expect(dribbledAfter >= .seconds(5) && dribbledAfter < .seconds(15), "closed after \(dribbledAfter)")
             #expect(
-                try await eventually(timeout: .seconds(10)) { try await fixture.storedCounts() == (0, 0) }, "after the dribbling upload")
+                try await eventually { try await fixture.storedCounts() == (0, 0) }, "after the dribbling upload")
         }
     }
 
