@@ -645,10 +645,11 @@ class Checker:
                     failed[f"{kind} {status}"] = n
         latency = ledger["latencyAll"]
         ms = lambda s: f"{1000 * s:.1f}"
+        binaries = os.path.relpath(run['bin'], ROOT) if run['bin'].startswith(ROOT + os.sep) else run['bin']
         lines = [
             "## Fault run" if self.faults is not None else "## Distributed run", "",
             f"Recorded {run['date']} on {run['cpus']} × {run['cpu']}, everything on this one machine (loopback): "
-            f"`{run['command']}` with the binaries of `{os.path.relpath(run['bin'], ROOT) if run['bin'].startswith(ROOT) else run['bin']}`, one PostgreSQL "
+            f"`{run['command']}` with the binaries of `{binaries}`, one PostgreSQL "
             f"({run['postgres']}), nginx round-robin over 3 `PortalAPI serve` replicas, 2 `SyncWorker`, 2 `Notifier`, "
             f"aiosmtpd into a Maildir, and `bench/department_sim.py` as the departments' systems. Uploads "
             f"{'scanned by clamd' if run['clamd'] else 'not scanned (no clamd)'}. The driver "

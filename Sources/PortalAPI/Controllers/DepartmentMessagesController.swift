@@ -109,7 +109,7 @@ struct DepartmentMessagesController {
                         FieldError(name: "message", code: "required", reason: "The first part of the form must be the message, as JSON.")
                     ])
                 }
-                var body = try JSONBody.parse(ByteBuffer(string: try await reader.text(limit: 64 * 1024)))
+                var body = try JSONBody.parse(ByteBuffer(string: try await reader.text(limit: JSONBody.bodyLimit)))
                 let input = try await self.messageInput(&body, context: context)
                 var file: UploadSource?
                 while let part = try await reader.nextPart() {
@@ -121,7 +121,7 @@ struct DepartmentMessagesController {
                 guard let file else { return try await self.store(input, attachment: nil, context: context) }
                 return try await self.store(input, attachment: file, context: context)
             }
-            var body = try await JSONBody.read(request, context: context, limit: 64 * 1024)
+            var body = try await JSONBody.read(request, context: context)
             let input = try await self.messageInput(&body, context: context)
             return try await self.store(input, attachment: nil, context: context)
         } catch let problem as Problem {

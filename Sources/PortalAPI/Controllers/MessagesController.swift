@@ -85,7 +85,7 @@ struct MessagesController {
             try await self.cases.find(.owned(caseID, by: owner), on: connection, logger: context.logger) != nil
         }
         guard exists else { throw Problem.notFound }
-        var body = try await JSONBody.read(request, context: context, limit: 64 * 1024)
+        var body = try await JSONBody.read(request, context: context)
         let text = body.string("body", required: true, maxLength: Self.maxResidentBody)
         let documentIDs = body.uuids("documentIds", maxCount: 10) ?? []
         if let text, text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {

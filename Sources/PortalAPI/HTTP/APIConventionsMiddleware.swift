@@ -53,7 +53,7 @@ struct APIConventionsMiddleware: RouterMiddleware {
             } else {
                 response = Problem(error).response(traceID: context.traceID)
             }
-        } catch  where DatabaseOutage.caused(error) {
+        } catch let error where DatabaseOutage.caused(error) {
             // PostgreSQL restarting or out of reach: nothing was done, and the client may try again in a moment.
             context.logger.warning(
                 "the database could not be used: answered 503", metadata: ["error": "\(LoggableError.describe(error))"])

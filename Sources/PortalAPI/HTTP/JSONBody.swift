@@ -8,11 +8,15 @@ import Shared
 typealias JSONBody = JSONFields
 
 extension JSONFields {
+    /// The largest JSON body an endpoint reads (the batch endpoint excepted), and so the largest that
+    /// ``ResponseDeadlineResponder`` reads ahead of the handler.
+    static let bodyLimit = 64 * 1024
+
     /// Checks the media type (415), reads at most `limit` bytes (413), and parses a JSON object (400).
     static func read(
         _ request: Request,
         context: some RequestContext,
-        limit: Int = 64 * 1024,
+        limit: Int = Self.bodyLimit,
         mediaTypes: Set<String> = ["application/json"]
     ) async throws -> JSONFields {
         guard let type = MediaRange.type(of: request.headers[.contentType]), mediaTypes.contains(type) else {

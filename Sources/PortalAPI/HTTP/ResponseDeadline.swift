@@ -16,10 +16,11 @@ import Shared
 ///
 /// A handler may be abandoned only once the request's body has been read: the server reads whatever of a body the
 /// handler left once the answer is written, from the same connection an abandoned handler would still be reading.
-/// So a body of at most ``bufferedBodyLimit`` bytes, as its `Content-Length` declares (every JSON request but a
-/// batch), is read here first, and the handler gets it from memory. A larger or chunked body (an upload, a batch) is
-/// left to stream to its handler without a deadline: those requests are bounded by the client's or the proxy's
-/// timeout. The deadline covers the handler, not the reading of the body nor the writing of a streamed response.
+/// So a body of at most ``JSONFields/bodyLimit`` bytes, as its `Content-Length` declares (every JSON request but a
+/// batch), is read here first, and the handler gets it from memory: no more memory than the handler would spend,
+/// though it is read before any authentication. A larger or chunked body (an upload, a batch) is left to stream to
+/// its handler without a deadline: those requests are bounded by the client's or the proxy's timeout. The deadline
+/// covers the handler, not the reading of the body nor the writing of a streamed response.
 struct ResponseDeadlineResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context == APIRequestContext {
     typealias Context = APIRequestContext
 
@@ -27,15 +28,11 @@ struct ResponseDeadlineResponder<Inner: HTTPResponder>: HTTPResponder where Inne
     /// `PORTAL_HTTP_RESPONSE_SECONDS`.
     let deadline: Duration
 
-    /// The largest body read before the handler runs: the JSON endpoints' own limit (``JSONFields/read``), so that
-    /// reading it costs no more memory than the handler would spend; it is read before any authentication.
-    static var bufferedBodyLimit: Int { 64 * 1024 }
-
     func respond(to request: Request, context: Context) async throws -> Response {
         var read = request
         switch Self.body(of: request) {
         case .none: break
-        case .buffered: _ = try await read.collectBody(upTo: Self.bufferedBodyLimit)
+        case .buffered: _ = try await read.collectBody(upTo: JSONBody.bodyLimit)
         case .streamed: return try await self.inner.respond(to: request, context: context)
         }
         let (inner, request) = (self.inner, read)
@@ -65,7 +62,7 @@ struct ResponseDeadlineResponder<Inner: HTTPResponder>: HTTPResponder where Inne
     enum Body: Equatable {
         /// No `Content-Length` or `Transfer-Encoding`, or a length of 0.
         case none
-        /// A `Content-Length` of at most ``bufferedBodyLimit``: read before the handler runs.
+        /// A `Content-Length` of at most ``JSONFields/bodyLimit``: read before the handler runs.
         case buffered
         /// Longer, or of a length not declared: streamed to the handler.
         case streamed
@@ -76,6 +73,6 @@ struct ResponseDeadlineResponder<Inner: HTTPResponder>: HTTPResponder where Inne
         guard let declared = request.headers[.contentLength] else { return .none }
         guard let length = Int(declared.trimmingCharacters(in: .whitespaces)) else { return .streamed }
         if length == 0 { return .none }
-        return length <= Self.bufferedBodyLimit ? .buffered : .streamed
+        return length <= JSONBody.bodyLimit ? .buffered : .streamed
     }
 }
